@@ -1,0 +1,4 @@
+from tandem_lsp.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The local model in use: which server, which model, which FIM template, and whether it is healthy.
+
+Resolves ``local.backend`` (probing the usual ports for ``auto``), picks the model and the template,
+owns the one shared ``httpx.AsyncClient``, and turns failures into a state the user can see:
+the first failure is reported once, later ones are quiet, and recovery is reported when it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import httpx
+
+from tandem_lsp.backends import make_backend
+from tandem_lsp.backends.auto import probe
+from tandem_lsp.backends.base import BackendError, LocalBackend
+from tandem_lsp.completion.templating import FimTemplate, pick_template
+from tandem_lsp.config import LocalSettings
+
+log = logging.getLogger(__name__)
+
+REPROBE_INTERVAL_S = 2.0
+SLOW_FACTOR = 0.8  # a completion slower than this share of local.timeoutMs counts as slow
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    state: str = "starting"  # starting | ready | slow | down
+    backend: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    template: str | None = None
+    detail: str = ""
+
+    def as_json(self) -> dict:
+        return {
+            "state": self.state,
+            "backend": self.backend,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "template": self.template,
+            "detail": self.detail,
+        }
+
+
+class LocalModel:
+    """Resolves and watches the local model server for the completion pipeline and commands."""
+
+    def __init__(self, settings: LocalSettings, on_status: Callable[[ModelStatus, str | None], None] | None = None):
+        self.settings = settings
+        self._on_status = on_status or (lambda status, message: None)
+        self._client: httpx.AsyncClient | None = None
+        self._backend: LocalBackend | None = None
+        self._template: FimTemplate | None = None
+        self._last_probe = 0.0
+        self._lock = asyncio.Lock()
+        self.status = ModelStatus()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(None, connect=1.0),
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+                trust_env=False,  # a local model is on this machine: never route it through a proxy
+            )
+        return self._client
+
+    def configure(self, settings: LocalSettings) -> None:
+        """New settings: forget the resolved server so the next use resolves it again."""
+        if settings != self.settings:
+            self.settings = settings
+            self._backend = None
+            self._template = None
+            self._last_probe = 0.0
+
+    async def ensure(self) -> tuple[LocalBackend, FimTemplate] | None:
+        """The backend and template to use now, or None when no local model server answers."""
+        if self._backend is not None and self._template is not None:
+            return self._backend, self._template
+        async with self._lock:
+            if self._backend is None:
+                if time.monotonic() - self._last_probe < REPROBE_INTERVAL_S:
+                    return None
+                self._last_probe = time.monotonic()
+                self._backend = await self._resolve()
+                if self._backend is None:
+                    return None
+            if self._template is None:
+                model = self.settings.model or await self._first_model(self._backend)
+                self._backend.model = model
+                self._template = pick_template(self.settings.fim_template, model)
+                log.info(
+                    "local model: %s at %s, model %s, FIM template %s",
+                    self._backend.name, self._backend.endpoint, model or "(server default)", self._template.name,
+                )
+                self._set_status(
+                    replace(self.status, backend=self._backend.name, endpoint=self._backend.endpoint,
+                            model=model, template=self._template.name),
+                    None,
+                )
+            return self._backend, self._template
+
+    async def _resolve(self) -> LocalBackend | None:
+        kind = self.settings.backend
+        if kind == "auto":
+            backend = await probe(self.client)
+            if backend is None:
+                self.report_failure(
+                    "no local model server found (tried LM Studio :1234, Ollama :11434, llama.cpp :8080); "
+                    "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`"
+                )
+            return backend
+        return make_backend(kind, self.client, self.settings.endpoint)
+
+    async def _first_model(self, backend: LocalBackend) -> str | None:
+        try:
+            async with asyncio.timeout(2.0):
+                models = await backend.list_models()
+        except (BackendError, TimeoutError, httpx.HTTPError) as exc:
+            log.debug("listing models failed: %s", exc)
+            return None
+        return models[0] if models else None
+
+    def report_success(self, latency_ms: float) -> None:
+        slow = latency_ms > self.settings.timeout_ms * SLOW_FACTOR
+        state = "slow" if slow else "ready"
+        if state != self.status.state:
+            message = None
+            if self.status.state == "down":
+                message = f"Tandem: the local model is back ({self.status.backend} at {self.status.endpoint})"
+            self._set_status(replace(self.status, state=state, detail=f"{latency_ms:.0f} ms"), message)
+
+    def report_failure(self, reason: str) -> None:
+        """Log the first failure of a run of failures; stay quiet until the model is back."""
+        if self.status.state != "down":
+            self._set_status(
+                replace(self.status, state="down", detail=reason),
+                f"Tandem: local model unavailable: {reason}. Completions pause until it answers again.",
+            )
+        else:
+            log.debug("local model still down: %s", reason)
+        if self.settings.backend == "auto":
+            self._backend = None  # probe again (rate-limited) on the next completion
+            self._template = None
+
+    def _set_status(self, status: ModelStatus, message: str | None) -> None:
+        self.status = status
+        if message:
+            log.warning("%s", message)
+        self._on_status(status, message)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

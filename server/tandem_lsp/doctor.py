@@ -1,0 +1,106 @@
+"""``tandem-lsp doctor``: which local model server is found, its models, the FIM template, one timed
+test completion, and whether a cloud key is present (never the key). Exit 1 when no local model works."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+from tandem_lsp.config import parse_settings
+
+START_COMMANDS = [
+    ("LM Studio", "lms server start    (or start the server in LM Studio's Developer tab; load a FIM model such as qwen2.5-coder-1.5b)"),
+    ("Ollama", "ollama serve    and    ollama pull qwen2.5-coder:1.5b-base"),
+    ("llama.cpp", "llama-server --fim-qwen-1.5b-default"),
+]
+
+TEST_PREFIX = "def fibonacci(n):\n    "
+TEST_SUFFIX = "\n\n\nprint(fibonacci(10))\n"
+
+
+def _settings(args):
+    raw = json.loads(args.settings) if args.settings else {}
+    local = raw.setdefault("local", {})
+    for key, value in (("backend", args.backend), ("endpoint", args.endpoint), ("model", args.model),
+                       ("fimTemplate", args.fim_template)):
+        if value:
+            local[key] = value
+    return parse_settings(raw)
+
+
+async def _check(settings, out) -> bool:
+    from tandem_lsp.backends.manager import LocalModel
+    from tandem_lsp.completion.context import build_context
+    from tandem_lsp.completion.postprocess import postprocess
+    from tandem_lsp.completion.request import CompletionRequest
+    from tandem_lsp.completion.templating import build_generation
+
+    model = LocalModel(settings.local)
+    try:
+        resolved = await model.ensure()
+        if resolved is None:
+            out("local server", f"NOT FOUND ({model.status.detail})")
+            return False
+        backend, template = resolved
+        out("local backend", backend.name)
+        out("endpoint", backend.endpoint)
+        try:
+            models = await asyncio.wait_for(backend.list_models(), 3.0)
+        except Exception as exc:  # doctor reports, never crashes
+            models = []
+            out("models", f"could not list ({exc})")
+        else:
+            out("models", ", ".join(models) if models else "(none listed)")
+        out("model in use", backend.model or "(server default)")
+        out("FIM template", template.name)
+        text = TEST_PREFIX + TEST_SUFFIX
+        ctx = build_context(CompletionRequest(uri="file:///doctor.py", text=text, offset=len(TEST_PREFIX)), 8000, 2000)
+        request = build_generation(ctx, template, model=backend.model, max_tokens=48,
+                                   timeout_ms=settings.local.timeout_ms)
+        t0 = time.monotonic()
+        raw = ""
+        first = None
+        try:
+            async with asyncio.timeout(max(settings.local.timeout_ms / 1000.0, 10.0)):
+                async for chunk in backend.stream(request):
+                    first = first or time.monotonic()
+                    raw += chunk
+        except Exception as exc:
+            out("test completion", f"FAILED: {type(exc).__name__}: {exc}")
+            return False
+        total = (time.monotonic() - t0) * 1000
+        shown = postprocess(raw, ctx, multiline="auto", stop=request.stop) or raw
+        ttft = f"{(first - t0) * 1000:.0f} ms to first token, " if first else ""
+        out("test completion", f"OK: {ttft}{total:.0f} ms total")
+        out("suggestion", repr(shown[:80]))
+        return True
+    finally:
+        await model.aclose()
+
+
+def run_doctor(args) -> int:
+    settings, problems = _settings(args)
+    rows: list[tuple[str, str]] = []
+
+    def out(name: str, value: str) -> None:
+        rows.append((name, value))
+        print(f"  {name:<16} {value}", flush=True)
+
+    print(f"Tandem doctor (local.backend={settings.local.backend})")
+    for problem in problems:
+        out("settings", problem)
+    ok = asyncio.run(_check(settings, out))
+    key_env = settings.cloud.api_key_env
+    present = bool(os.environ.get(key_env))
+    out("cloud key", f"{key_env} is {'set' if present else 'not set'}" + ("" if present else " (cloud commands will answer locally)"))
+    out("cloud", f"{'enabled' if settings.cloud.enabled else 'disabled'}, model {settings.cloud.model}, "
+                 f"daily budget ${settings.cloud.daily_budget_usd:.2f}")
+    if ok:
+        print("Local model: usable.")
+        return 0
+    print("\nNo usable local model. Start one of these, then run `tandem-lsp doctor` again:")
+    for name, command in START_COMMANDS:
+        print(f"  {name:<10} {command}")
+    return 1

@@ -1,0 +1,154 @@
+"""pygls wiring: thin handlers that convert LSP messages and hand them to the core.
+
+No logic lives here: settings parsing is in ``config``, completions in ``completion.pipeline``,
+the local model in ``backends.manager``, conversions in ``lsp.convert``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from tandem_lsp import __version__
+from tandem_lsp.backends.manager import LocalModel, ModelStatus
+from tandem_lsp.completion.pipeline import CompletionEngine
+from tandem_lsp.config import DEFAULTS, SettingsReporter, parse_settings
+from tandem_lsp.lsp.convert import ACCEPT_COMMAND, lsp_completion_list, lsp_inline_items, lsp_request
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "tandem/status"
+
+
+class TandemServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("tandem-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = DEFAULTS
+        self.reporter = SettingsReporter()
+        self.model = LocalModel(DEFAULTS.local, on_status=self.report_model_status)
+        self.engine = CompletionEngine(DEFAULTS, self.model, open_documents=self.open_documents)
+        self._background: set[asyncio.Task] = set()
+
+    # -- services for handlers ----------------------------------------------------------------
+    def apply_settings(self, raw: object) -> None:
+        """Parse the ``tandem`` settings tree; report each new problem once; defaults stand in."""
+        self.settings, problems = parse_settings(raw)
+        self.engine.configure(self.settings)
+        for problem in self.reporter.new_problems(problems):
+            log.warning("settings: %s", problem)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=f"Tandem settings: {problem}")
+            )
+
+    def report_model_status(self, status: ModelStatus, message: str | None) -> None:
+        if message:
+            kind = types.MessageType.Warning if status.state == "down" else types.MessageType.Info
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+        self.protocol.notify(STATUS_NOTIFICATION, status.as_json())
+
+    def open_documents(self):
+        return ((uri, doc.source) for uri, doc in self.workspace.text_documents.items())
+
+    def spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @property
+    def position_encoding(self) -> str:
+        return self.workspace.position_encoding or types.PositionEncodingKind.Utf16
+
+
+def never_raise(default=None):
+    """Every request gets an answer: a handler's unexpected error is logged and answered with ``default``."""
+
+    def wrap(handler):
+        @functools.wraps(handler)
+        async def safe(ls: TandemServer, params):
+            try:
+                return await handler(ls, params)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed", handler.__name__)
+                return default() if callable(default) else default
+
+        return safe
+
+    return wrap
+
+
+server = TandemServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: TandemServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def initialized(ls: TandemServer, params: types.InitializedParams) -> None:
+    ls.spawn(ls.model.ensure())  # find the local model now, so the first keystroke does not wait
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+@never_raise()
+async def did_change_configuration(ls: TandemServer, params: types.DidChangeConfigurationParams) -> None:
+    workspace_caps = ls.client_capabilities.workspace
+    if workspace_caps is not None and workspace_caps.configuration:
+        items = [types.ConfigurationItem(section="tandem")]
+        result = await ls.workspace_configuration_async(types.ConfigurationParams(items=items))
+        ls.apply_settings(result[0] if result else None)
+    else:
+        ls.apply_settings(params.settings)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: TandemServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.engine.document_changed(params.text_document.uri, params.text_document.text)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: TandemServer, params: types.DidChangeTextDocumentParams) -> None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    last = params.content_changes[-1] if params.content_changes else None
+    line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else None
+    ls.engine.document_changed(doc.uri, doc.source, line)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: TandemServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.engine.document_closed(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+@never_raise()
+async def inline_completion(ls: TandemServer, params: types.InlineCompletionParams):
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    req = lsp_request(doc, params.position, ls.position_encoding, invoked=invoked)
+    return lsp_inline_items(await ls.engine.complete(req), params.position)
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+@never_raise(default=lambda: types.CompletionList(is_incomplete=True, items=[]))
+async def completion(ls: TandemServer, params: types.CompletionParams):
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    # editors send "Invoked" for ordinary typing too, so classic completion always debounces
+    req = lsp_request(doc, params.position, ls.position_encoding, invoked=False)
+    suggestion = await ls.engine.complete(req)
+    return lsp_completion_list(suggestion, req, params.position, ls.position_encoding)
+
+
+@server.command(ACCEPT_COMMAND)
+def accept_suggestion(ls: TandemServer, *args) -> None:
+    ls.engine.accepted(args[0] if args else {})
+
+
+@server.feature(types.SHUTDOWN)
+async def shutdown(ls: TandemServer, params: None) -> None:
+    await ls.engine.aclose()
