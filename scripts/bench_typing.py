@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Typing replay benchmark: how often a typist sees a correct suggestion, and how hard the model works.
 
-A region of a real source file is removed and typed back keystroke by keystroke at a realistic
+A region of a real source file is removed (leaving an empty line) and typed back keystroke by keystroke at a realistic
 speed (~55 ms between keys inside words, longer after spaces and punctuation, a pause at each line
 end; Enter inserts the newline and the next line's indentation, as an editor's auto-indent does).
 On every keystroke the client sends `didChange`, cancels the previous inline-completion request
@@ -81,6 +81,17 @@ def position_at(text: str, offset: int) -> types.Position:
     return types.Position(line=line, character=offset - (text.rfind("\n", 0, offset) + 1))
 
 
+async def start_server(client: LanguageClient, *cmd: str) -> asyncio.Task:
+    """Start the server and keep reading its stderr, so a chatty log never blocks it on a full pipe."""
+    await client.start_io(*cmd)
+
+    async def drain() -> None:
+        while await client._server.stderr.read(65536):
+            pass
+
+    return asyncio.ensure_future(drain())
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -88,17 +99,19 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def replay(source: Path, start_line: int, lines: int, latency: float, debounce) -> dict:
+async def replay(source: Path, start_line: int, lines: int, latency: float, debounce, log_file: str | None) -> dict:
     original = source.read_text()
     all_lines = original.splitlines(keepends=True)
     region_start = sum(len(x) for x in all_lines[:start_line])
     region_end = region_start + sum(len(x) for x in all_lines[start_line : start_line + lines])
-    region = original[region_start:region_end]
+    region = original[region_start : region_end - 1]  # typed back; the region's last newline stays
 
     fake = FakeModelServer(chunk_size=4, first_token_latency=latency, token_latency=0.002).start()
     fake.script = oracle(original, region_end, 600)
     client = LanguageClient("bench", "1")
-    await client.start_io(sys.executable, "-m", "tandem_lsp")
+    drain = await start_server(
+        client, sys.executable, "-m", "tandem_lsp", *(["-v", "--log-file", log_file] if log_file else [])
+    )
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -110,7 +123,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
     )
     client.initialized(types.InitializedParams())
     uri = "file:///bench/" + source.name
-    text = original[:region_start] + original[region_end:]
+    text = original[:region_start] + original[region_end - 1 :]
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
     )
@@ -170,6 +183,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
+    drain.cancel()
     fake.stop()
 
     shown = [r for r in results if r[2] is not None]
@@ -205,7 +219,7 @@ async def startup(cmd: list[str], runs: int) -> tuple[float, float]:
     for _ in range(runs):
         client = LanguageClient("bench", "1")
         t0 = time.perf_counter()
-        await client.start_io(*cmd)
+        drain = await start_server(client, *cmd)
         await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities()))
         times.append((time.perf_counter() - t0) * 1000)
         client.initialized(types.InitializedParams())
@@ -216,6 +230,7 @@ async def startup(cmd: list[str], runs: int) -> tuple[float, float]:
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
+        drain.cancel()
     return statistics.median(times), statistics.median(rss)
 
 
@@ -227,9 +242,10 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.150, help="fake model first-token latency, s")
     parser.add_argument("--debounce", default="auto")
     parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--server-log", help="write the server's debug log here")
     args = parser.parse_args()
     debounce = args.debounce if args.debounce == "auto" else int(args.debounce)
-    r = await replay(args.file, args.start_line, args.lines, args.latency, debounce)
+    r = await replay(args.file, args.start_line, args.lines, args.latency, debounce, args.server_log)
     print(f"typing replay: {args.file.name} lines {args.start_line}-{args.start_line + args.lines}, "
           f"{r['keystrokes']} keystrokes, first-token latency {args.latency * 1000:.0f} ms, debounce {args.debounce}")
     print(f"  model calls per keystroke      {r['calls_per_key']:.3f}  ({r['model_calls']} calls; one request per key = 1.0)")

@@ -41,8 +41,9 @@ def test_cut_at_the_first_stop_string():
         ("x =█\n", "auto", True),
         ("items = [█]\n", "auto", True),
         ("call(a,█ )\n", "auto", True),
-        ("x = 1█\n", "auto", False),  # a finished statement
-        ("return a█;\n", "auto", False),
+        ("x = 1█\n", "auto", True),  # end of a line: the next lines may follow
+        ("return a█;\n", "auto", True),
+        ("x = f'{a}' + g(█)\n", "auto", True),  # quotes closed before the cursor
         ("x = 1█\n", "always", True),
         ("def f():█\n", "never", False),
         ('print("█")\n', "auto", False),  # inside a string
@@ -55,7 +56,8 @@ def test_is_multiline(src, setting, expected):
 
 # -- rule 3: single line --------------------------------------------------------------------------
 def test_single_line_keeps_the_first_line():
-    assert complete("total = compute█\n", "(1)\nprint(total)\n") == "(1)"
+    assert complete("total = compute█\n", "(1)\nprint(total)\n", multiline="never") == "(1)"
+    assert complete("total = compute(█, x)\n", "1\nprint(total)\n") == "1"  # mid-line
     assert complete("if (x) {█", "\n  a();\n}\n", multiline="never", filename="a.js") is None
 
 
@@ -68,7 +70,11 @@ def test_single_line_skipped_newline_into_an_outer_block_shows_nothing():
 
 
 def test_single_line_after_text_with_an_empty_first_line_shows_nothing():
-    assert complete("total = compute(1)█\n", "\nprint(total)\n") is None
+    assert complete("total = compute(1)█\n", "\nprint(total)\n", multiline="never") is None
+
+
+def test_auto_at_the_end_of_a_finished_line_suggests_the_next_lines():
+    assert complete("total = compute(1)█\n", "\nprint(total)\n") == "\nprint(total)"
 
 
 # -- rule 4: multi-line blocks --------------------------------------------------------------------
@@ -229,9 +235,9 @@ def should_stop(src: str, text: str, multiline: str = "auto", filename: str = "m
 
 def test_stream_single_line_stops_at_the_newline():
     src = "total = compute█\n"
-    assert not should_stop(src, "(1")
-    assert should_stop(src, "(1)\n")
-    assert should_stop("total = compute(1)█\n", "\n")  # nothing to show: stop at once
+    assert not should_stop(src, "(1", "never")
+    assert should_stop(src, "(1)\n", "never")
+    assert should_stop("total = compute(1)█\n", "\n", "never")  # nothing to show: stop at once
 
 
 def test_stream_single_line_at_a_blank_line_waits_for_a_non_blank_line():
@@ -274,7 +280,7 @@ def test_stream_stops_at_a_closing_fence():
     [
         ("def add(a, b):█\n\nprint(add(1, 2))\n", "\n    s = a + b\n    return s\n\ndef other():\n    pass\n"),
         ("function add(a, b) {█", "\n  return a + b;\n}\n\nfunction sub() {}\n"),
-        ("total = compute█\n", "(1)\nprint(total)\n"),
+        ("total = compute(█)\n", "1, 2\nprint(total)\n"),
         ("def f():\n    █\n", "```python\nreturn 1\n```\nThis returns one.\n"),
         ("█", "import os\n\n\nimport sys\n"),
     ],
@@ -284,3 +290,16 @@ def test_stopping_the_stream_early_does_not_change_the_result(src, raw):
     cut = next(i for i in range(len(raw) + 1) if stream_should_stop(raw[:i], ctx, "auto"))
     assert cut < len(raw)
     assert postprocess(raw[:cut], ctx) == postprocess(raw, ctx)
+
+
+def test_end_of_a_finished_line_continues_with_the_next_lines_block():
+    src = "def f(x):\n    y = g(x)█\n"
+    assert complete(src, "\n    z = y + 1\n    return z\n\ndef h():\n    pass\n") == "\n    z = y + 1\n    return z"
+
+
+def test_after_the_last_line_of_an_inner_block_the_outer_block_follows():
+    src = "def f(x):\n    if x:\n        raise ValueError(x)█\n"
+    raw = "\n    return x * 2\n\nprint(f(1))\n"
+    assert complete(src, raw) == "\n    return x * 2"
+    assert not should_stop(src, "\n  ")  # the next line's indentation is not known yet
+    assert should_stop(src, raw)

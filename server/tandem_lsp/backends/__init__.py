@@ -1,36 +1,29 @@
-"""Local model backends: OpenAI-compatible servers (LM Studio, vLLM), Ollama and llama.cpp's server."""
+"""Local model backends: OpenAI-compatible servers (LM Studio, vLLM), Ollama and llama.cpp's server.
+
+The HTTP machinery (httpx and the backend classes) is imported on first use, not with the package,
+so that the language server answers ``initialize`` without paying for it.
+"""
 
 from __future__ import annotations
 
-import httpx
+import importlib
 
 from tandem_lsp.backends.base import BackendError, LocalBackend
-from tandem_lsp.backends.llamacpp import LlamaCppBackend
-from tandem_lsp.backends.ollama import OllamaBackend
-from tandem_lsp.backends.openai import OpenAIBackend
 
-BACKENDS: dict[str, type] = {"openai": OpenAIBackend, "ollama": OllamaBackend, "llamacpp": LlamaCppBackend}
-DEFAULT_ENDPOINTS: dict[str, str] = {kind: cls.default_endpoint for kind, cls in BACKENDS.items()}
-
-
-def make_backend(
-    kind: str, client: httpx.AsyncClient, endpoint: str | None = None, model: str | None = None
-) -> LocalBackend:
-    """A backend of `kind` ("openai" | "ollama" | "llamacpp"); ValueError for another kind."""
-    try:
-        cls = BACKENDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}") from None
-    return cls(client, endpoint, model)
+_LAZY = {
+    "BACKENDS": "registry",
+    "DEFAULT_ENDPOINTS": "registry",
+    "make_backend": "registry",
+    "LlamaCppBackend": "llamacpp",
+    "OllamaBackend": "ollama",
+    "OpenAIBackend": "openai",
+}
 
 
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_ENDPOINTS",
-    "BackendError",
-    "LlamaCppBackend",
-    "LocalBackend",
-    "OllamaBackend",
-    "OpenAIBackend",
-    "make_backend",
-]
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"tandem_lsp.backends.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
+
+__all__ = ["BackendError", "LocalBackend", *_LAZY]

@@ -12,7 +12,7 @@ import os
 
 import httpx
 
-from tandem_lsp.backends import BACKENDS, DEFAULT_ENDPOINTS, make_backend
+from tandem_lsp.backends.registry import BACKENDS, DEFAULT_ENDPOINTS, make_backend
 from tandem_lsp.backends.base import LocalBackend
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import httpx
+from typing import TYPE_CHECKING
 
-from tandem_lsp.backends import make_backend
-from tandem_lsp.backends.auto import probe
 from tandem_lsp.backends.base import BackendError, LocalBackend
 from tandem_lsp.completion.templating import FimTemplate, pick_template
 from tandem_lsp.config import LocalSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class LocalModel:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx  # imported on first use: the server answers `initialize` without it
+
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(None, connect=1.0),
                 limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
@@ -106,6 +109,9 @@ class LocalModel:
             return self._backend, self._template
 
     async def _resolve(self) -> LocalBackend | None:
+        from tandem_lsp.backends.auto import probe
+        from tandem_lsp.backends.registry import make_backend
+
         kind = self.settings.backend
         if kind == "auto":
             backend = await probe(self.client)
@@ -121,7 +127,7 @@ class LocalModel:
         try:
             async with asyncio.timeout(2.0):
                 models = await backend.list_models()
-        except (BackendError, TimeoutError, httpx.HTTPError) as exc:
+        except (BackendError, TimeoutError, OSError) as exc:
             log.debug("listing models failed: %s", exc)
             return None
         return models[0] if models else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from tandem_lsp.backends.base import LocalBackend
 from tandem_lsp.completion.cache import SUFFIX_FP_CHARS, prefix_key, suffix_fingerprint
 from tandem_lsp.completion.postprocess import postprocess, stream_should_stop
 from tandem_lsp.completion.request import GenerationRequest, PromptContext
+
+log = logging.getLogger(__name__)
 
 MAX_TYPED_AHEAD = 512  # the most characters a request may be past a generation's anchor to adopt it
 
@@ -71,9 +74,10 @@ class Generation:
     def _enough(self) -> bool:
         return any(s in self.raw for s in self.stop) or stream_should_stop(self.raw, self.ctx, self.multiline)
 
-    def abort(self) -> None:
+    def abort(self, reason: str) -> None:
         """Stop the model call now; closing the stream closes its HTTP connection."""
         if self.task is not None and not self.task.done():
+            log.debug("aborting generation (%s) after %d chars", reason, len(self.raw))
             self.task.cancel()
 
     def _notify(self) -> None:

@@ -29,7 +29,7 @@ from tandem_lsp.config import Settings
 
 log = logging.getLogger(__name__)
 
-ADOPT_GRACE_S = 0.3  # a cancelled request's generation waits this long for a request to adopt it
+ADOPT_GRACE_S = 0.1  # a cancelled request's generation waits this long for a request to adopt it
 SNIPPET_TIME_S = 0.005
 PREFETCH_WINDOW = 4000  # extra characters kept around the cursor when building a prefetch document
 
@@ -68,7 +68,6 @@ class _DocState:
     gen: Generation | None = None
     active: asyncio.Event | None = None  # set when the request holding it is superseded
     prefetched: tuple[str, str] | None = None
-    changes: int = 0
 
 
 @dataclass
@@ -92,8 +91,6 @@ class CompletionEngine:
 
     # -- document events ----------------------------------------------------------------------
     def document_changed(self, uri: str, text: str, line: int | None = None) -> None:
-        st = self._docs.setdefault(uri, _DocState())
-        st.changes += 1
         self.debouncer.keystroke(time.monotonic())
         if line is not None:
             self.recent.record(uri, text, line)
@@ -102,7 +99,7 @@ class CompletionEngine:
         st = self._docs.pop(uri, None)
         if st is not None:
             if st.gen is not None:
-                st.gen.abort()
+                st.gen.abort("document closed")
             if st.active is not None:
                 st.active.set()
 
@@ -118,14 +115,13 @@ class CompletionEngine:
         if st.active is not None:
             st.active.set()  # latest wins: the previous request of this document answers None now
         superseded = st.active = asyncio.Event()
-        changes_at_start = st.changes
         work = asyncio.ensure_future(self._complete(req, st))
         waiter = asyncio.ensure_future(superseded.wait())
         try:
             await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # $/cancelRequest
             work.cancel()
-            self._client_cancelled(req, st, changed=st.changes != changes_at_start)
+            self._client_cancelled(st)
             raise
         finally:
             waiter.cancel()
@@ -138,6 +134,7 @@ class CompletionEngine:
         suggestion = work.result()
         if suggestion is not None:
             self.stats.answered += 1
+            log.debug("suggestion from %s in %.1f ms: %r", suggestion.source, suggestion.latency_ms, suggestion.text[:40])
         return suggestion
 
     async def _complete(self, req: CompletionRequest, st: _DocState) -> Suggestion | None:
@@ -165,9 +162,9 @@ class CompletionEngine:
                     self.stats.inflight_answers += 1
                     return answer(remainder, "inflight")
                 if not gen.done:
-                    gen.abort()  # the user typed something else: its output is useless now
+                    gen.abort("diverged")  # the user typed something else: its output is useless now
             else:
-                gen.abort()
+                gen.abort("not adoptable")
 
         if not req.invoked:
             await asyncio.sleep(self.debouncer.delay_ms() / 1000.0)
@@ -188,7 +185,7 @@ class CompletionEngine:
         if st.gen is not None:
             if prefetch:
                 return None  # a speculative call never displaces a real one
-            st.gen.abort()
+            st.gen.abort("replaced")
         cs, ls = self.settings.completion, self.settings.local
         snippets = gather_snippets(
             uri, self.open_documents(), self.recent, cs.max_prefix_chars // 2, time.monotonic() + SNIPPET_TIME_S
@@ -223,6 +220,8 @@ class CompletionEngine:
         except Exception as exc:  # a bug or a surprise from a backend must never reach the user
             log.exception("completion generation failed")
             gen.error = f"unexpected error: {exc!r}"
+        log.debug("generation %s: %d chars%s", "prefetch" if gen.prefetch else "request", len(gen.raw),
+                  f", failed: {gen.error}" if gen.error else "")
         if gen.error is not None:
             self.stats.failed_calls += 1
             self.model.report_failure(gen.error)
@@ -251,29 +250,27 @@ class CompletionEngine:
         task = asyncio.ensure_future(self._start(text, offset, req.uri, req.language_id, st, prefetch=True))
         task.add_done_callback(_log_task_error)
 
-    def _client_cancelled(self, req: CompletionRequest, st: _DocState, *, changed: bool) -> None:
-        """``$/cancelRequest``: stop the model call at once, unless the user is typing into its output.
+    def _client_cancelled(self, st: _DocState) -> None:
+        """``$/cancelRequest``: close the model stream within ``ADOPT_GRACE_S``, unless adopted.
 
-        Editors cancel the previous request on every keystroke. When the document changed since the
-        request and the change agrees with the streaming output, the generation is kept briefly so
-        the next request adopts it; otherwise (or if nobody adopts it) its HTTP stream is closed now.
+        Editors cancel the previous request on every keystroke, and may send the cancel before or
+        after the ``didChange`` that caused it. So the generation is kept that long for the next
+        request of the document to adopt (only one typing into its output will); otherwise its
+        HTTP stream is closed.
         """
         gen = st.gen
         if gen is None or gen.done:
-            return
-        if not changed:
-            gen.abort()
             return
         cancelled_at = time.monotonic()
 
         def abort_unless_adopted() -> None:
             if gen.adopted_at < cancelled_at:
-                gen.abort()
+                gen.abort("cancelled")
 
         asyncio.get_running_loop().call_later(ADOPT_GRACE_S, abort_unless_adopted)
 
     async def aclose(self) -> None:
         for st in self._docs.values():
             if st.gen is not None:
-                st.gen.abort()
+                st.gen.abort("shutdown")
         await self.model.aclose()

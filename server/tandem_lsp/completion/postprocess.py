@@ -34,15 +34,23 @@ def is_multiline(ctx: PromptContext, multiline: str) -> bool:
     """Whether a suggestion here may span lines (``multiline`` is auto|always|never; anything else is auto).
 
     Mid-line (real text after the cursor) always gets one line. At the end of a line (only closing
-    brackets, quotes or punctuation after it) ``auto`` goes multi-line on a blank line or after a
-    block opener such as ``:``, ``{``, ``(``, ``=>`` or ``=``.
+    brackets, quotes or punctuation after it) ``always`` goes multi-line, and so does ``auto`` unless
+    the cursor is inside a string literal opened on this line. The block cut keeps it to the
+    current block either way.
     """
     if not set(ctx.line_suffix) - set(" \t\r") <= _CLOSING_PUNCT:
         return False
     if multiline in ("always", "never"):
         return multiline == "always"
-    head = ctx.line_prefix.rstrip()
-    return not head or head.endswith(OPENERS)
+    return not _in_string(ctx.line_prefix)
+
+
+def _in_string(line_prefix: str) -> bool:
+    """A quote opened on this line and not closed before the cursor (escapes and triple quotes aside)."""
+    for quote in ('"', "'", "`"):
+        if line_prefix.count(quote) % 2 == 1:
+            return True
+    return False
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -122,8 +130,12 @@ def _select(text: str, ctx: PromptContext, multi: bool, complete: bool) -> tuple
     if not multi:
         return [lines[first]], done(first), absolute
 
-    indent = _width(ctx.line_prefix)
+    indent: int | None = _width(ctx.line_prefix)
     opener = ctx.line_prefix.rstrip().endswith(OPENERS)
+    if not opener and not lines[first].strip():
+        # at the end of a finished line the suggestion starts on the next line: the block is the
+        # one that line belongs to (it may be an outer block, after the last line of an inner one)
+        indent = None
     kept = [lines[first]]
     for i in range(first + 1, len(lines)):
         line = lines[i]
@@ -132,6 +144,10 @@ def _select(text: str, ctx: PromptContext, multi: bool, complete: bool) -> tuple
                 return kept, True, absolute  # two blank lines end the suggestion
             kept.append(line)
             continue
+        if indent is None:
+            if not done(i):
+                return kept, False, absolute  # its indentation may still grow
+            indent = _width(line)
         if (_width(line) <= indent) if opener else (_width(line) < indent):
             if opener and set(line.strip()) <= _CLOSING_PUNCT:  # the closing line of the block just opened
                 return [*kept, line], done(i), absolute
