@@ -216,3 +216,29 @@ async def test_auto_backend_finds_ollama(editor, fake):
     finally:
         await s.client.shutdown_session()
         await s.client.stop()
+
+
+async def test_accepting_a_suggestion_is_answered_from_the_prefetch(session):
+    session.fake.script = lambda request: (
+        "return a + b\n" if request.body["prompt"].split("<|fim_suffix|>")[0].endswith("    ") else "\n\ndef sub(a, b):\n    return a - b\n"
+    )
+    session.open(URI, "def add(a, b):\n    \n")
+    assert (await session.inline(URI, 1, 4)).items[0].insert_text == "return a + b"
+    await until(lambda: len(session.fake.generation_requests()) == 2 and session.fake.generation_requests()[1].completed)
+    assert session.fake.generation_requests()[1].body["prompt"].split("<|fim_suffix|>")[0].endswith("return a + b")
+    session.type(URI, 1, 4, "return a + b")  # Tab: the whole suggestion at once
+    result = await session.inline(URI, 1, 16)
+    assert result.items[0].insert_text == "\n\ndef sub(a, b):\n    return a - b"
+    # answered from the speculative call; any later call is the next prefetch, after this suggestion
+    assert all(p.split("<|fim_suffix|>")[0].endswith("return a - b") for p in prompts(session.fake)[2:])
+
+
+async def test_typing_through_while_the_prefetch_runs_does_not_cancel_it(session):
+    session.open(URI, "def add(a, b):\n    \n")
+    assert (await session.inline(URI, 1, 4)).items[0].insert_text == "return a + b"
+    session.fake.first_token_latency = 0.3
+    await until(lambda: len(session.fake.generation_requests()) == 2)
+    session.type(URI, 1, 4, "r")
+    assert (await session.inline(URI, 1, 5)).items[0].insert_text == "eturn a + b"
+    await until(lambda: session.fake.generation_requests()[1].ended is not None)
+    assert session.fake.generation_requests()[1].completed  # the speculative call was left to finish

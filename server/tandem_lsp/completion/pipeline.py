@@ -182,7 +182,7 @@ class CompletionEngine:
         if resolved is None:
             return None
         backend, template = resolved
-        if st.gen is not None:
+        if st.gen is not None and not st.gen.done:
             if prefetch:
                 return None  # a speculative call never displaces a real one
             st.gen.abort("replaced")
@@ -237,7 +237,7 @@ class CompletionEngine:
 
     def _prefetch(self, req: CompletionRequest, st: _DocState, shown: str) -> None:
         """Speculatively generate what comes after ``shown`` as if the user accepted it."""
-        if not self.prefetch_enabled or st.gen is not None:
+        if not self.prefetch_enabled or (st.gen is not None and not st.gen.done):
             return
         lo = max(0, req.offset - self.settings.completion.max_prefix_chars - PREFETCH_WINDOW)
         hi = req.offset + self.settings.completion.max_suffix_chars + PREFETCH_WINDOW
