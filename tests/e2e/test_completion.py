@@ -26,6 +26,17 @@ async def until(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def first_answer(session, uri: str, line: int, character: int):
+    """Ask until the server (still finding its model server) answers, as a user would press again."""
+    result = None
+    for _ in range(50):
+        result = await session.inline(uri, line, character, invoked=True)
+        if result is not None:
+            break
+        await asyncio.sleep(0.1)
+    return result
+
+
 async def test_inline_completion_from_local_model(session):
     session.open(URI, DOC)
     result = await session.inline(URI, 1, 4)
@@ -187,12 +198,7 @@ async def test_settings_change_at_run_time(session):
     assert await session.inline(URI, 1, 4, invoked=True) is None  # nothing listens on port 9
     session.client.set_configuration({"tandem": local_settings(session.fake)})
     session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-    result = None
-    for _ in range(50):
-        result = await session.inline(URI, 1, 4, invoked=True)
-        if result is not None:
-            break
-        await asyncio.sleep(0.1)
+    result = await first_answer(session, URI, 1, 4)
     assert result.items[0].insert_text == "return a + b"
     assert len([m for m in session.client.messages if "multiline" in m.message]) == 1  # ... once
 
@@ -203,12 +209,7 @@ async def test_auto_backend_finds_ollama(editor, fake):
     s = await start_session(editor, fake, {"completion": {"debounceMs": 0}}, env)
     try:
         s.open(URI, DOC)
-        result = None
-        for _ in range(50):
-            result = await s.inline(URI, 1, 4, invoked=True)
-            if result is not None:
-                break
-            await asyncio.sleep(0.1)
+        result = await first_answer(s, URI, 1, 4)
         assert result.items[0].insert_text == "return a + b"
         body = fake.generation_requests()[0].body
         assert fake.generation_requests()[0].path == "/api/generate"

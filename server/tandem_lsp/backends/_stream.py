@@ -91,3 +91,15 @@ async def sse_events(response: httpx.Response, label: str) -> AsyncIterator[dict
             continue
         value = value.removeprefix(" ")
         yield None if value.strip() == "[DONE]" else check_event(parse_json(value, label), label)
+
+
+class HttpBackend:
+    """What every HTTP backend holds: the shared client, its endpoint and the model name."""
+
+    name: str
+    default_endpoint: str
+
+    def __init__(self, client: httpx.AsyncClient, endpoint: str | None = None, model: str | None = None):
+        self.client = client
+        self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
+        self.model = model

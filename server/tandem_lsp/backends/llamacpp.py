@@ -8,20 +8,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from tandem_lsp.backends._stream import StatusError, get_json, open_stream, sse_events
+from tandem_lsp.backends._stream import HttpBackend, StatusError, get_json, open_stream, sse_events
 from tandem_lsp.backends.base import BackendError
 from tandem_lsp.backends.openai import OpenAIBackend
 from tandem_lsp.completion.request import GenerationRequest
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(HttpBackend):
     name = "llamacpp"
     default_endpoint = "http://127.0.0.1:8080"
 
     def __init__(self, client: httpx.AsyncClient, endpoint: str | None = None, model: str | None = None):
-        self.client = client
-        self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
-        self.model = model
+        super().__init__(client, endpoint, model)
         self._openai = OpenAIBackend(client, f"{self.endpoint}/v1", model)
         self._openai.name = self.name
 

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 
-from tandem_lsp.backends._stream import check_event, get_json, open_stream, parse_json
+from tandem_lsp.backends._stream import HttpBackend, check_event, get_json, open_stream, parse_json
 from tandem_lsp.backends.base import BackendError
 from tandem_lsp.completion.request import GenerationRequest
 
 KEEP_ALIVE = "30m"
 
 
-class OllamaBackend:
+class OllamaBackend(HttpBackend):
     name = "ollama"
     default_endpoint = "http://127.0.0.1:11434"
-
-    def __init__(self, client: httpx.AsyncClient, endpoint: str | None = None, model: str | None = None):
-        self.client = client
-        self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
-        self.model = model
 
     async def list_models(self, timeout: float = 2.0) -> list[str]:
         data = await get_json(self.client, self.name, f"{self.endpoint}/api/tags", timeout)

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 
-from tandem_lsp.backends._stream import get_json, open_stream, sse_events
+from tandem_lsp.backends._stream import HttpBackend, get_json, open_stream, sse_events
 from tandem_lsp.backends.base import BackendError
 from tandem_lsp.completion.request import GenerationRequest
 
 
-class OpenAIBackend:
+class OpenAIBackend(HttpBackend):
     name = "openai"
     default_endpoint = "http://127.0.0.1:1234/v1"
-
-    def __init__(self, client: httpx.AsyncClient, endpoint: str | None = None, model: str | None = None):
-        self.client = client
-        self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
-        self.model = model
 
     async def list_models(self, timeout: float = 2.0) -> list[str]:
         data = await get_json(self.client, self.name, f"{self.endpoint}/models", timeout)
