@@ -145,7 +145,7 @@ async def test_typed_through_answers_without_model_call(session):
         assert p.split("<|fim_suffix|>")[0].endswith(("    ", "return a + b")), p
 
 
-@pytest.mark.parametrize("fault", ["error", "hang", "drop", "garbage"])
+@pytest.mark.parametrize("fault", ["error", "hang", "drop", "garbage", "slow", "down"])
 @pytest.mark.settings(lambda fake: {**local_settings(fake), "local": {**local_settings(fake)["local"], "timeoutMs": 700}})
 async def test_model_fault_returns_nothing_then_recovers(session, fault):
     session.fake.fault = fault
@@ -243,3 +243,14 @@ async def test_typing_through_while_the_prefetch_runs_does_not_cancel_it(session
     assert (await session.inline(URI, 1, 5)).items[0].insert_text == "eturn a + b"
     await until(lambda: session.fake.generation_requests()[1].ended is not None)
     assert session.fake.generation_requests()[1].completed  # the speculative call was left to finish
+
+
+@pytest.mark.settings(lambda fake: {**local_settings(fake), "local": {**local_settings(fake)["local"], "fimTemplate": "chat"}})
+async def test_chat_template_asks_a_chat_model_to_fill_the_hole(session):
+    session.fake.completion = "```python\nreturn a + b\n```\n"
+    session.open(URI, DOC)
+    result = await session.inline(URI, 1, 4, invoked=True)
+    assert result.items[0].insert_text == "return a + b"  # fences stripped
+    request = session.fake.generation_requests()[0]
+    assert request.path == "/v1/chat/completions"
+    assert "<HOLE>" in request.body["messages"][-1]["content"]

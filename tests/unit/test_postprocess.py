@@ -282,6 +282,7 @@ def test_stream_stops_at_a_closing_fence():
         ("function add(a, b) {█", "\n  return a + b;\n}\n\nfunction sub() {}\n"),
         ("total = compute(█)\n", "1, 2\nprint(total)\n"),
         ("def f():\n    █\n", "```python\nreturn 1\n```\nThis returns one.\n"),
+        ("def add(a, b):\n    █\n\nprint(add(1, 2))\n", "```python\nreturn a + b\n```\n"),
         ("█", "import os\n\n\nimport sys\n"),
     ],
 )

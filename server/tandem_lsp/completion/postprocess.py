@@ -252,4 +252,6 @@ def stream_should_stop(text_so_far: str, ctx: PromptContext, multiline: str) -> 
         text, closed = _unfence(text)
         if closed:
             return True
+        if closed is False and "\n" in text and FENCE.startswith(text.rsplit("\n", 1)[1].lstrip()):
+            return False  # the last line may be the closing fence arriving: wait for it
     return _select(text, ctx, is_multiline(ctx, multiline), complete=False)[1]
