@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import pytest
 import pytest_asyncio
@@ -87,20 +87,36 @@ def local_settings(fake: FakeModelServer, **completion: Any) -> dict:
     }
 
 
-async def start_session(editor: str, fake: FakeModelServer, settings: dict | None, env: dict | None = None) -> Session:
+async def start_session(
+    editor: str, fake: FakeModelServer, settings: dict | None, env: dict | None = None, root_uri: str = "file:///project"
+) -> Session:
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "tandem_lsp"],
         server_env={**os.environ, **(env or {})},
     )
     client = await config.start()
+    _structure_code_actions_by_shape(client)
     init = await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities(EDITORS[editor]),
             initialization_options=settings,
-            root_uri="file:///project",
+            root_uri=root_uri,
         )
     )
     return Session(client=client, editor=editor, fake=fake, init=init)
+
+
+def _structure_code_actions_by_shape(client: LanguageClient) -> None:
+    """lsprotocol's client-side hook reads any object with a "command" key as a Command, so a
+    CodeAction that carries a command would come back as one. Tell them apart as editors do:
+    a Command's "command" is a string."""
+    converter = client.protocol._converter
+
+    def hook(obj: Any, _type: Any):
+        kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
+        return converter.structure(obj, kind)
+
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], hook)
 
 
 @pytest.fixture(params=sorted(EDITORS))

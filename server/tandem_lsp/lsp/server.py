@@ -16,7 +16,11 @@ from pygls.lsp.server import LanguageServer
 from tandem_lsp import __version__
 from tandem_lsp.backends.manager import LocalModel, ModelStatus
 from tandem_lsp.completion.pipeline import CompletionEngine
+from tandem_lsp.commands import Sources
+from tandem_lsp.commands.runner import Runner
 from tandem_lsp.config import DEFAULTS, SettingsReporter, parse_settings
+from tandem_lsp.lsp import commands
+from tandem_lsp.lsp.protocol import TandemProtocol
 from tandem_lsp.lsp.convert import ACCEPT_COMMAND, lsp_completion_list, lsp_inline_items, lsp_request
 
 log = logging.getLogger(__name__)
@@ -26,12 +30,52 @@ STATUS_NOTIFICATION = "tandem/status"
 
 class TandemServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("tandem-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("tandem-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=TandemProtocol)
         self.settings = DEFAULTS
         self.reporter = SettingsReporter()
         self.model = LocalModel(DEFAULTS.local, on_status=self.report_model_status)
         self.engine = CompletionEngine(DEFAULTS, self.model, open_documents=self.open_documents)
+        self.diagnostics: dict[str, list[dict]] = {}
+        self.command_tasks: dict[object, asyncio.Task] = {}
+        self._runner: Runner | None = None
         self._background: set[asyncio.Task] = set()
+
+    @property
+    def runner(self) -> Runner:
+        """The command runner and its ledger, opened on first use (not at start-up)."""
+        if self._runner is None:
+            from tandem_lsp.ledger import Ledger
+
+            self._runner = Runner(settings=lambda: self.settings, model=self.model, ledger=Ledger(),
+                                  workspace_root=lambda: self.workspace.root_path)
+        return self._runner
+
+    def sources(self) -> Sources:
+        def open_text(uri: str) -> str | None:
+            doc = self.workspace.text_documents.get(uri)
+            return doc.source if doc is not None else None
+
+        return Sources(open_text=open_text, diagnostics=self.diagnostics, root=self.workspace.root_path)
+
+    def remember_diagnostics(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
+        """Diagnostics seen in code-action requests, for explainFailure without a failure text."""
+        if diagnostics:
+            self.diagnostics[uri] = [
+                {"line": d.range.start.line, "message": d.message, "source": d.source} for d in diagnostics
+            ]
+
+    def notify_user(self, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def stats(self) -> dict:
+        cache = self.engine.cache
+        return {
+            **self.runner.ledger.stats(),
+            "cache": {"hits": cache.hits, "misses": cache.misses, "entries": len(cache)},
+            "completions": self.engine.stats.as_json(),
+            "localModel": self.model.status.as_json(),
+        }
 
     # -- services for handlers ----------------------------------------------------------------
     def apply_settings(self, raw: object) -> None:
@@ -149,6 +193,11 @@ def accept_suggestion(ls: TandemServer, *args) -> None:
     ls.engine.accepted(args[0] if args else {})
 
 
+commands.register(server)
+
+
 @server.feature(types.SHUTDOWN)
 async def shutdown(ls: TandemServer, params: None) -> None:
     await ls.engine.aclose()
+    if ls._runner is not None:
+        await ls._runner.aclose()
