@@ -452,27 +452,33 @@ KINDS: tuple[str, ...] = tuple(sorted({r.kind for r in _RULES if r.kind} | {
 }))
 
 
-_CHUNK = 1024  # granularity of the needle prefilter for line-local rules
-
-
 def _line_ranges(lower: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
-    """Ranges of whole lines, about ``_CHUNK`` long, that contain a needle (merged when adjacent).
+    """The ranges of the lines that contain a needle (ends exclusive of the newline), merged.
 
-    A line-local rule is run only there: most of a file holds none of its needles, and finding them
-    with ``str.find`` is far cheaper than running the rule's regex everywhere.
+    A line-local rule is run only there: most of a file holds none of its needles, and ``str.find``
+    is far cheaper than the rule's regex. When such lines are dense, the whole text is one range.
     """
-    ranges: list[tuple[int, int]] = []
-    start, n = 0, len(lower)
-    while start < n:
-        end = lower.find("\n", min(start + _CHUNK, n))
-        end = n if end == -1 else end
-        if any(lower.find(needle, start, end) != -1 for needle in needles):
-            if ranges and ranges[-1][1] + 1 >= start:
-                ranges[-1] = (ranges[-1][0], end)
-            else:
-                ranges.append((start, end))
-        start = end + 1
-    return ranges
+    n = len(lower)
+    budget = n // 2000 + 64  # beyond this many lines, scanning everything is cheaper
+    found: list[tuple[int, int]] = []
+    for needle in needles:
+        i = lower.find(needle)
+        while i != -1:
+            start = lower.rfind("\n", 0, i) + 1
+            end = lower.find("\n", i)
+            end = n if end == -1 else end
+            found.append((start, end))
+            if len(found) > budget:
+                return [(0, n)]
+            i = lower.find(needle, end)
+    found.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in found:
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _matches(rule: _Rule, text: str, lower: str) -> Iterable[re.Match[str]]:

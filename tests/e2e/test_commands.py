@@ -234,3 +234,21 @@ async def test_ledger_survives_a_server_kill(editor, fake, claude, project, tmp_
     finally:
         await s2.client.shutdown_session()
         await s2.client.stop()
+
+
+@pytest.mark.cloud(timeoutMs=1000)
+async def test_cloud_timeout_falls_back(cmd):
+    cmd.claude.fault = "hang"
+    result = await execute(cmd, "tandem.planRefactor", {"uri": (cmd.project / "calc.py").as_uri()})
+    assert result["tier"] == "local" and "timeout" in result["fallbackReason"]
+    assert await asyncio.to_thread(cmd.claude.wait_for_hangup, 5)
+
+
+async def test_local_model_down_commands_use_the_cloud_completions_do_not(cmd):
+    cmd.fake.fault = "down"
+    uri = (cmd.project / "calc.py").as_uri()
+    cmd.open(uri, CALC)
+    assert await cmd.inline(uri, 6, 4, invoked=True) is None  # completions never go to the cloud
+    result = await execute(cmd, "tandem.ask", {"prompt": "Rename the variable r to radius"})
+    assert result["tier"] == "cloud" and result["markdown"] == CLOUD_REPLY
+    assert len(cmd.claude.message_requests()) == 1  # only the command reached the cloud
