@@ -252,3 +252,16 @@ async def test_local_model_down_commands_use_the_cloud_completions_do_not(cmd):
     result = await execute(cmd, "tandem.ask", {"prompt": "Rename the variable r to radius"})
     assert result["tier"] == "cloud" and result["markdown"] == CLOUD_REPLY
     assert len(cmd.claude.message_requests()) == 1  # only the command reached the cloud
+
+
+async def test_offline_cloud_falls_back(editor, fake, project, tmp_path):
+    closed = FakeAnthropicServer().start()
+    closed.stop()  # nothing listens on its port any more: "no network"
+    env = {"ANTHROPIC_API_KEY": "test-key", "TANDEM_STATE_DIR": str(tmp_path / "state")}
+    s = await start_session(editor, fake, settings(fake, closed), env, root_uri=project.as_uri())
+    try:
+        result = await execute(s, "tandem.explainFailure", {"uri": (project / "calc.py").as_uri(), "failure": "boom"})
+        assert result["tier"] == "local" and "offline" in result["fallbackReason"]
+    finally:
+        await s.client.shutdown_session()
+        await s.client.stop()

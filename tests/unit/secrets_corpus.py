@@ -132,7 +132,7 @@ def discord_webhook_path() -> str:
 
 def pem_body(lines: int, width: int = 64) -> list[str]:
     out = [rand(B64, width) for _ in range(lines)]
-    return out + [rand(B64, R.randrange(8, width - 2)) + "=="]
+    return [*out, rand(B64, R.randrange(8, width - 2)) + "=="]
 
 
 # --- the cases --------------------------------------------------------------------------------------
@@ -305,7 +305,9 @@ def private_keys() -> Case:
     openssh = "\n".join(pem_body(6, 70))
     ec = "\n".join(pem_body(3))
     encrypted = "\n".join(pem_body(16))
-    legacy_encrypted = "\n".join(pem_body(12))
+    legacy_encrypted = (  # the encryption headers go with the key material
+        f"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,{rand(HEX.upper(), 32)}\n\n" + "\n".join(pem_body(12))
+    )
     sa_key = "\\n".join(pem_body(20))
     c.text = f"""-----BEGIN RSA PRIVATE KEY-----
 {c.s("private-key", rsa)}
@@ -323,9 +325,6 @@ EC_KEY = \"\"\"-----BEGIN EC PRIVATE KEY-----
 {c.s("private-key", encrypted)}
 -----END ENCRYPTED PRIVATE KEY-----
 -----BEGIN RSA PRIVATE KEY-----
-Proc-Type: 4,ENCRYPTED
-DEK-Info: AES-256-CBC,{rand(HEX.upper(), 32)}
-
 {c.s("private-key", legacy_encrypted)}
 -----END RSA PRIVATE KEY-----
 
@@ -345,14 +344,15 @@ service_account = {{
 
 def connection_strings() -> Case:
     c = Case("application.properties")
+    url_pw, account_key = url_password(), rand(B64, 86) + "=="
     c.text = f"""# Spring datasource
-spring.datasource.url=jdbc:postgresql://db.internal:5432/shop?user=shop&password={c.s("password", url_password())}&ssl=true
+spring.datasource.url=jdbc:postgresql://db.internal:5432/shop?user=shop&password={c.s("password", url_pw)}&ssl=true
 spring.datasource.username=shop
 spring.datasource.password={c.s("password", password())}
 reporting.url=jdbc:mysql://root:{c.s("password", url_password())}@localhost:3306/reports
 legacy.url=jdbc:oracle:thin:scott/{c.s("password", url_password())}@legacy.internal:1521:ORCL
 mssql=Server=tcp:db.example.net,1433;Database=shop;User ID=shop;Password={c.s("password", password())};Encrypt=true;
-storage=DefaultEndpointsProtocol=https;AccountName=shopmedia;AccountKey={c.s("secret", rand(B64, 86) + "==")};EndpointSuffix=core.windows.net
+storage=DefaultEndpointsProtocol=https;AccountName=shopmedia;AccountKey={c.s("secret", account_key)};EndpointSuffix=core.windows.net
 """
     c.keep = ["jdbc:postgresql://db.internal:5432/shop?user=shop&password=<redacted:password>&ssl=true",
               "jdbc:mysql://root:<redacted:password>@localhost:3306/reports", "AccountName=shopmedia;",
@@ -451,4 +451,15 @@ INNOCUOUS: list[str] = [
     "if (password === confirmPassword) { submit({ password }) }",
     "password: Optional[str] = None",
     "  password: pw,",
+    # from real libraries (pygments, h11, httpx, httpcore, rich)
+    'Token:              "#f8f8f2",  # class: ""',
+    "token = r\"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\"",
+    'auth = "Basic " + standard_b64encode(user_pass).decode("ascii")',
+    'For example `{"Proxy-Authorization": "Basic <username>:<password>"}`.',
+    "auth = (url.username, url.password)",
+    "async def execute(s, command: str, *args, msg_id=None, token=None):",
+    '{"cloud": {"token": {"nested": "x"}}}',
+    '"--auth [cyan]<USER PASS>",',
+    'pad_token = "[PAD]"',
+    "    max_retries=3, token_budget=4096, api_key=api_key,",
 ]
