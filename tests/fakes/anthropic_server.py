@@ -50,7 +50,6 @@ prints `READY http://127.0.0.1:PORT` and serves until killed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http
 import itertools
 import json
@@ -59,7 +58,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.model_server import RecordedRequest, _chunk, _Conn
+from tests.fakes.model_server import FakeHttpServer, RecordedRequest, _chunk, _Conn
 
 __all__ = ["API_KEY", "DEFAULT_REPLY", "FAULTS", "FakeAnthropicServer", "RecordedRequest", "estimate_tokens"]
 
@@ -122,8 +121,11 @@ def _cacheable_prefix(body: dict) -> list[Any]:
     return blocks[: last + 1]
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(FakeHttpServer):
     """See the module docstring. `start()` returns self; also a context manager."""
+
+    FAULTS = FAULTS
+    THREAD_NAME = "fake-anthropic-server"
 
     def __init__(
         self,
@@ -149,8 +151,7 @@ class FakeAnthropicServer:
         self.chunk_size = chunk_size
         self.first_token_latency = first_token_latency
         self.token_latency = token_latency
-        self._check_fault(fault)
-        self._fault = fault
+        super().__init__(fault=fault, port=port)
         self.fault_count = fault_count
         self.retry_after = retry_after
         self.server_error_status = server_error_status
@@ -159,78 +160,23 @@ class FakeAnthropicServer:
         self.api_key = api_key
         self.min_cache_tokens = min_cache_tokens
         self.cache_ttl = cache_ttl
-        self.requests: list[RecordedRequest] = []
         self._cache: dict[str, float] = {}  # prefix key -> expiry (time.monotonic())
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._conns: set[_Conn] = set()
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> FakeAnthropicServer:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-anthropic-server", daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     @property
     def url(self) -> str:
         """The base URL to give the SDK (`base_url=`); the endpoint is `url + "/v1/messages"`."""
         return f"http://127.0.0.1:{self._port}"
 
-    @property
-    def fault(self) -> str | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, value: str | None) -> None:
-        self._check_fault(value)
-        self._fault = value
-
     # -- inspection ----------------------------------------------------------------------------
 
     def message_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST" and r.path == MESSAGES_PATH]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-        """Poll predicate() until it is true (True) or timeout seconds pass (False)."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def wait_for_hangup(self, timeout: float = 5.0) -> bool:
-        return self.wait_for(lambda: any(r.hung_up for r in self.requests), timeout)
-
     def reset(self) -> None:
         """Forget the recorded requests and the prompt cache."""
-        self.requests.clear()
+        super().reset()
         with self._lock:
             self._cache.clear()
 
@@ -242,24 +188,6 @@ class FakeAnthropicServer:
         return total, cacheable if cacheable >= self.min_cache_tokens else 0
 
     # -- internals -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_fault(value: str | None) -> None:
-        if value not in FAULTS:
-            raise ValueError(f"fault must be one of {FAULTS}")
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self._port, reuse_address=True)
-        self._port = self._server.sockets[0].getsockname()[1]
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for conn in list(self._conns):
-            conn.abort()  # so their handlers finish on their own
-        if tasks := asyncio.all_tasks() - {asyncio.current_task()}:
-            await asyncio.wait(tasks, timeout=5)
 
     def _take_fault(self) -> str | None:
         with self._lock:
@@ -290,39 +218,6 @@ class FakeAnthropicServer:
 
     def _next_id(self) -> int:
         return next(self._ids)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Conn(reader, writer)
-        self._conns.add(conn)
-        try:
-            while (request := await conn.read_request()) is not None:
-                method, path, headers, raw = request
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = None
-                rec = RecordedRequest(method, path, body, time.monotonic(), headers=headers)
-                self.requests.append(rec)
-                try:
-                    keep_alive = await self._respond(conn, rec)
-                finally:
-                    rec.ended = rec.ended or time.monotonic()
-                    rec.hung_up = not rec.completed and conn.peer_gone
-                if not keep_alive or headers.get("connection", "").lower() == "close":
-                    break
-        except (ValueError, OSError):
-            pass  # a malformed request line or a broken socket: drop the connection
-        finally:
-            self._conns.discard(conn)
-            conn.close()
-
-    @staticmethod
-    async def _finish(conn: _Conn, rec: RecordedRequest, data: bytes) -> bool:
-        """Send the last bytes of a response. The record is final before they leave, so a client that
-        has read them can inspect it without waiting."""
-        rec.completed, rec.ended = True, time.monotonic()
-        rec.completed = await conn.send(data)
-        return rec.completed
 
     async def _send_json(
         self, conn: _Conn, rec: RecordedRequest, status: int, payload: Any, headers: dict[str, str] | None = None

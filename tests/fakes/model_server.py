@@ -200,31 +200,15 @@ def _encode(path: str, event: dict) -> bytes:
     return line + b"\n" if path.startswith("/api/") else b"data: " + line + b"\n\n"
 
 
-class FakeModelServer:
-    """See the module docstring. `start()` returns self; also a context manager."""
+class FakeHttpServer:
+    """A real HTTP/1.1 server on 127.0.0.1 in a background thread with its own asyncio loop, that
+    records every request. Subclasses answer with `_respond(conn, rec)` and list their `FAULTS`.
+    `start()` returns self; also a context manager. Configure it from another thread."""
 
-    def __init__(
-        self,
-        completion: str = DEFAULT_COMPLETION,
-        *,
-        script: Callable[[RecordedRequest], str] | None = None,
-        chunk_size: int = 4,
-        first_token_latency: float = 0.0,
-        token_latency: float = 0.0,
-        slow_latency: float = 30.0,
-        models: list[str] | None = None,
-        fault: str | None = None,
-        dialects: set[str] | frozenset[str] = DIALECTS,
-        port: int = 0,
-    ):
-        self.completion = completion
-        self.script = script
-        self.chunk_size = chunk_size
-        self.first_token_latency = first_token_latency
-        self.token_latency = token_latency
-        self.slow_latency = slow_latency  # first-token delay in the "slow" fault
-        self.models = list(models or ["qwen2.5-coder-1.5b-base"])
-        self.dialects = set(dialects)
+    FAULTS: tuple[str | None, ...] = (None,)
+    THREAD_NAME = "fake-http-server"
+
+    def __init__(self, *, fault: str | None = None, port: int = 0):
         self.requests: list[RecordedRequest] = []
         self._check_fault(fault)
         self._fault = fault
@@ -236,13 +220,11 @@ class FakeModelServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> FakeModelServer:
+    def start(self):
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-model-server", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=self.THREAD_NAME, daemon=True)
         self._thread.start()
         self._call(self._listen(True))
-        if self._fault == "down":
-            self._call(self._listen(False))
         return self
 
     def stop(self) -> None:
@@ -254,7 +236,7 @@ class FakeModelServer:
         self._loop.close()
         self._loop = None
 
-    def __enter__(self) -> FakeModelServer:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -276,13 +258,8 @@ class FakeModelServer:
     def fault(self, value: str | None) -> None:
         self._check_fault(value)
         self._fault = value
-        if self._loop is not None:
-            self._call(self._listen(value != "down"))
 
     # -- inspection ----------------------------------------------------------------------------
-
-    def generation_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == "POST" and r.path in GENERATION_PATHS]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Poll predicate() until it is true (True) or timeout seconds pass (False)."""
@@ -301,10 +278,9 @@ class FakeModelServer:
 
     # -- internals -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_fault(value: str | None) -> None:
-        if value not in FAULTS:
-            raise ValueError(f"fault must be one of {FAULTS}")
+    def _check_fault(self, value: str | None) -> None:
+        if value not in self.FAULTS:
+            raise ValueError(f"fault must be one of {self.FAULTS}")
 
     def _call(self, coro: Any) -> Any:
         if threading.current_thread() is self._thread:
@@ -351,9 +327,9 @@ class FakeModelServer:
             self._conns.discard(conn)
             conn.close()
 
-    async def _send_json(self, conn: _Conn, rec: RecordedRequest, status: int, payload: Any) -> bool:
-        data = json.dumps(payload).encode()
-        return await self._finish(conn, rec, _head(status, "application/json", len(data)) + data)
+    async def _respond(self, conn: _Conn, rec: RecordedRequest) -> bool:
+        """Answer one request; False when the connection must not be reused."""
+        raise NotImplementedError
 
     @staticmethod
     async def _finish(conn: _Conn, rec: RecordedRequest, data: bytes) -> bool:
@@ -362,6 +338,63 @@ class FakeModelServer:
         rec.completed, rec.ended = True, time.monotonic()
         rec.completed = await conn.send(data)
         return rec.completed
+
+
+class FakeModelServer(FakeHttpServer):
+    """See the module docstring. `start()` returns self; also a context manager."""
+
+    FAULTS = FAULTS
+    THREAD_NAME = "fake-model-server"
+
+    def __init__(
+        self,
+        completion: str = DEFAULT_COMPLETION,
+        *,
+        script: Callable[[RecordedRequest], str] | None = None,
+        chunk_size: int = 4,
+        first_token_latency: float = 0.0,
+        token_latency: float = 0.0,
+        slow_latency: float = 30.0,
+        models: list[str] | None = None,
+        fault: str | None = None,
+        dialects: set[str] | frozenset[str] = DIALECTS,
+        port: int = 0,
+    ):
+        self.completion = completion
+        self.script = script
+        self.chunk_size = chunk_size
+        self.first_token_latency = first_token_latency
+        self.token_latency = token_latency
+        self.slow_latency = slow_latency  # first-token delay in the "slow" fault
+        self.models = list(models or ["qwen2.5-coder-1.5b-base"])
+        self.dialects = set(dialects)
+        super().__init__(fault=fault, port=port)
+
+    def start(self) -> FakeModelServer:
+        super().start()
+        if self._fault == "down":
+            self._call(self._listen(False))
+        return self
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    @fault.setter
+    def fault(self, value: str | None) -> None:
+        self._check_fault(value)
+        self._fault = value
+        if self._loop is not None:
+            self._call(self._listen(value != "down"))
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def generation_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path in GENERATION_PATHS]
+
+    async def _send_json(self, conn: _Conn, rec: RecordedRequest, status: int, payload: Any) -> bool:
+        data = json.dumps(payload).encode()
+        return await self._finish(conn, rec, _head(status, "application/json", len(data)) + data)
 
     async def _respond(self, conn: _Conn, rec: RecordedRequest) -> bool:
         """Answer one request; False when the connection must not be reused."""
