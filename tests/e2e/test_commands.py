@@ -115,6 +115,8 @@ async def test_secrets_never_reach_the_cloud(cmd):
     assert cmd.claude.message_requests()
     assert AWS_KEY not in sent and "do-not-send-me" not in sent
     assert "redacted" in sent
+    privacy = (await execute(cmd, "tandem.stats"))["privacy"]
+    assert privacy["redacted"] >= 1 and privacy["blockedFiles"] == 1
 
 
 @pytest.mark.cloud(enabled=False)

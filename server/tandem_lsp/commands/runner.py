@@ -72,6 +72,8 @@ class Runner:
     workspace_root: Callable[[], str | None] = lambda: None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     cloud_factory: Callable[..., object] | None = None  # builds the cloud backend; default AnthropicBackend
+    redacted: int = field(default=0, init=False)  # secrets redacted before cloud calls, since start
+    blocked_files: int = field(default=0, init=False)  # never-send files left out, since start
     _cloud_client: object | None = field(default=None, init=False, repr=False)
     _cloud_key: tuple | None = field(default=None, init=False, repr=False)
 
@@ -115,8 +117,8 @@ class Runner:
         gate = PrivacyGate(settings.privacy, self.workspace_root())
         user = render(parts, gate)
         system = gate.scrub(system)
-        if sum(gate.redactions.values()):
-            log.info("privacy: %d secret(s) redacted before the cloud call", sum(gate.redactions.values()))
+        self.redacted += sum(gate.redactions.values())
+        self.blocked_files += gate.blocked_files
         cloud = await self._cloud_backend(settings)
         t0 = time.monotonic()
         try:

@@ -75,6 +75,7 @@ class TandemServer(LanguageServer):
             "cache": {"hits": cache.hits, "misses": cache.misses, "entries": len(cache)},
             "completions": self.engine.stats.as_json(),
             "localModel": self.model.status.as_json(),
+            "privacy": {"redacted": self.runner.redacted, "blockedFiles": self.runner.blocked_files},
         }
 
     # -- services for handlers ----------------------------------------------------------------

@@ -1,0 +1,449 @@
+// Tandem for VS Code: starts `tandem-lsp` over stdio with vscode-languageclient (which also handles
+// inline completion), maps the `tandem.*` settings, and adds the commands, the status bar and the logs.
+import * as cp from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import {
+  DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+  WorkDoneProgress,
+} from 'vscode-languageclient/node';
+import pkg from '../package.json';
+import { DiscoveryProbes, findServer, ServerCommand, ServerNotFoundError } from './discovery';
+import { CommandResult, resultMarkdown, statsMarkdown } from './markdown';
+import { buildSettingsTree, serverSettingKeys } from './settings';
+
+const SECTION = 'tandem';
+const STATS_POLL_MS = 60_000;
+const SERVER_KEYS = serverSettingKeys(pkg as never);
+
+interface ModelStatus {
+  state?: 'starting' | 'ready' | 'slow' | 'down';
+  backend?: string | null;
+  endpoint?: string | null;
+  model?: string | null;
+  template?: string | null;
+  detail?: string | null;
+}
+
+let client: LanguageClient | undefined;
+let log: vscode.LogOutputChannel;
+let statusItem: vscode.StatusBarItem;
+let status: ModelStatus = { state: 'starting' };
+let inFlight = 0;
+let costUsd: number | undefined;
+let clientCommandsPending = 0;
+let resultsDir: string;
+let statsTimer: NodeJS.Timeout | undefined;
+
+export function settingsTree() {
+  return buildSettingsTree(vscode.workspace.getConfiguration(SECTION), SERVER_KEYS);
+}
+
+export const realProbes = (): DiscoveryProbes => ({
+  isExecutable(file: string) {
+    try {
+      const st = fs.statSync(file);
+      if (!st.isFile()) return false;
+      fs.accessSync(file, fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  pythonHasTandem(python: string) {
+    try {
+      const r = cp.spawnSync(python, ['-c', 'import tandem_lsp'], { timeout: 15_000, stdio: 'ignore' });
+      return r.status === 0;
+    } catch {
+      return false;
+    }
+  },
+  env: process.env,
+  platform: process.platform,
+  homedir: os.homedir(),
+});
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  log = vscode.window.createOutputChannel('Tandem', { log: true });
+  resultsDir = path.join(context.globalStorageUri?.fsPath ?? path.join(os.tmpdir(), 'tandem-vscode'), 'results');
+  statusItem = vscode.window.createStatusBarItem('tandem.status', vscode.StatusBarAlignment.Right, 100);
+  statusItem.name = 'Tandem';
+  statusItem.command = 'tandem.vscode.showStats';
+  renderStatus();
+  statusItem.show();
+
+  context.subscriptions.push(
+    log,
+    statusItem,
+    vscode.commands.registerCommand('tandem.vscode.explainFailure', explainFailure),
+    vscode.commands.registerCommand('tandem.vscode.planRefactor', planRefactor),
+    vscode.commands.registerCommand('tandem.vscode.ask', ask),
+    vscode.commands.registerCommand('tandem.vscode.showStats', showStats),
+    vscode.commands.registerCommand('tandem.vscode.restartServer', restartServer),
+    vscode.commands.registerCommand('tandem.vscode.showLogs', () => log.show(true)),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('tandem.serverPath') || e.affectsConfiguration('tandem.pythonPath')) {
+        log.info('tandem.serverPath / tandem.pythonPath changed: restarting the server');
+        void restartServer();
+      }
+    }),
+    { dispose: () => statsTimer && clearInterval(statsTimer) },
+  );
+  statsTimer = setInterval(() => void refreshCost(), STATS_POLL_MS);
+  await startServer();
+}
+
+export async function deactivate(): Promise<void> {
+  if (statsTimer) clearInterval(statsTimer);
+  await stopServer();
+}
+
+// --- the server ------------------------------------------------------------------------------
+
+async function startServer(): Promise<void> {
+  const config = vscode.workspace.getConfiguration(SECTION);
+  let server: ServerCommand;
+  try {
+    server = findServer({ serverPath: config.get('serverPath'), pythonPath: config.get('pythonPath') }, realProbes());
+  } catch (err) {
+    const message = err instanceof ServerNotFoundError ? err.message : String(err);
+    log.error(message);
+    status = { state: 'down', detail: 'tandem-lsp not found' };
+    renderStatus();
+    void vscode.window.showErrorMessage(message, 'Open Settings', 'Show Logs').then((pick) => {
+      if (pick === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'tandem.serverPath');
+      if (pick === 'Show Logs') log.show(true);
+    });
+    return;
+  }
+  log.info(`starting ${[server.command, ...server.args].join(' ')} (found via ${server.source})`);
+  const serverOptions: ServerOptions = {
+    command: server.command,
+    args: server.args,
+    transport: TransportKind.stdio,
+    options: { env: process.env },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+    outputChannel: log,
+    initializationOptions: settingsTree(),
+    synchronize: { configurationSection: SECTION },
+    middleware: {
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        inFlight++;
+        renderStatus();
+        try {
+          return await next(document, position, context, token);
+        } finally {
+          inFlight--;
+          renderStatus();
+        }
+      },
+      workspace: {
+        // Answer `workspace/configuration` for `tandem` with the server's keys only (not serverPath etc.).
+        configuration: (params, token, next) => {
+          if (params.items.every((item) => item.section !== SECTION)) return next(params, token);
+          const rest = next({ items: params.items.map((i) => (i.section === SECTION ? { section: '__none__' } : i)) }, token);
+          const merge = (values: unknown[]) => values.map((v, i) => (params.items[i].section === SECTION ? settingsTree() : v));
+          return Array.isArray(rest) ? merge(rest) : Promise.resolve(rest).then((r) => (Array.isArray(r) ? merge(r) : r));
+        },
+        didChangeConfiguration: async (sections, next) => {
+          if (!client || !sections?.includes(SECTION)) return next(sections);
+          await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: settingsTree() } });
+          void refreshCost();
+        },
+      },
+      window: {
+        // The server opens each command result as a .md file. Ours are already shown as a preview;
+        // others (from code actions) are shown as a preview beside the editor instead of a text tab.
+        showDocument: async (params, next) => {
+          if (params.uri.toLowerCase().endsWith('.md') && !params.external) {
+            if (clientCommandsPending === 0) {
+              await vscode.commands.executeCommand('markdown.showPreviewToSide', vscode.Uri.parse(params.uri));
+              void refreshCost();
+            }
+            return { success: true };
+          }
+          return next(params, new vscode.CancellationTokenSource().token);
+        },
+      },
+    },
+  };
+  const c = new LanguageClient('tandem', 'Tandem', serverOptions, clientOptions);
+  client = c;
+  c.onDidChangeState((e) => {
+    if (e.newState === State.Stopped && client === c) {
+      status = { ...status, state: 'down', detail: 'the server stopped' };
+      renderStatus();
+    }
+  });
+  status = { state: 'starting' };
+  renderStatus();
+  try {
+    await c.start();
+  } catch (err) {
+    const message = `Tandem: the server (${[server.command, ...server.args].join(' ')}) failed to start: ${err}. ` +
+      'Install it with `pip install tandem-lsp` (or `pip install -e .` in a Tandem checkout), or set tandem.serverPath.';
+    log.error(message);
+    status = { state: 'down', detail: 'the server failed to start' };
+    renderStatus();
+    void vscode.window.showErrorMessage(message, 'Show Logs').then((pick) => pick && log.show(true));
+    return;
+  }
+  c.onNotification('tandem/status', (params: ModelStatus) => {
+    status = params ?? {};
+    log.info(`model status: ${JSON.stringify(params)}`);
+    renderStatus();
+  });
+  void refreshCost();
+}
+
+async function stopServer(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (!c) return;
+  try {
+    if (c.state === State.Running) await c.stop(5000);
+    await c.dispose();
+  } catch (err) {
+    log.warn(`stopping the server: ${err}`);
+  }
+}
+
+async function restartServer(): Promise<void> {
+  log.info('restarting the server');
+  await stopServer();
+  await startServer();
+}
+
+function runningClient(): LanguageClient | undefined {
+  if (client && client.state === State.Running) return client;
+  void vscode.window.showErrorMessage('Tandem: the server is not running.', 'Restart Server', 'Show Logs').then((pick) => {
+    if (pick === 'Restart Server') void restartServer();
+    if (pick === 'Show Logs') log.show(true);
+  });
+  return undefined;
+}
+
+// --- the status bar --------------------------------------------------------------------------
+
+const STATE_ICONS: Record<string, string> = {
+  starting: '$(loading~spin)',
+  ready: '$(check)',
+  slow: '$(watch)',
+  down: '$(error)',
+};
+
+function renderStatus(): void {
+  if (!statusItem) return;
+  const state = status.state ?? 'starting';
+  const icon = inFlight > 0 ? '$(sync~spin)' : STATE_ICONS[state] ?? '$(question)';
+  const model = status.model || (state === 'down' ? 'no local model' : 'Tandem');
+  const cost = costUsd === undefined ? '' : ` · $${costUsd.toFixed(2)}`;
+  statusItem.text = `${icon} ${model}${cost}`;
+  const tip = new vscode.MarkdownString(undefined, true);
+  tip.appendMarkdown(`**Tandem** — local model: ${state}${inFlight > 0 ? ' (completing…)' : ''}\n\n`);
+  for (const key of ['backend', 'endpoint', 'model', 'template', 'detail'] as const) {
+    if (status[key]) tip.appendMarkdown(`- ${key}: \`${String(status[key]).replace(/`/g, "'")}\`\n`);
+  }
+  if (costUsd !== undefined) tip.appendMarkdown(`\nCloud spend today: $${costUsd.toFixed(4)}\n`);
+  tip.appendMarkdown('\nClick for stats.');
+  statusItem.tooltip = tip;
+  statusItem.backgroundColor =
+    state === 'down' ? new vscode.ThemeColor('statusBarItem.errorBackground')
+      : state === 'slow' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+}
+
+async function refreshCost(): Promise<void> {
+  const c = client;
+  if (!c || c.state !== State.Running) return;
+  try {
+    const stats = (await c.sendRequest(ExecuteCommandRequest.type, { command: 'tandem.stats', arguments: [] })) as
+      | Record<string, unknown>
+      | null;
+    if (stats && typeof stats.costUsd === 'number') {
+      costUsd = stats.costUsd;
+      renderStatus();
+    }
+  } catch (err) {
+    log.debug(`tandem.stats: ${err}`);
+  }
+}
+
+// --- commands --------------------------------------------------------------------------------
+
+/** Run a server command with a cancellable progress notification; cancelling sends $/cancelRequest. */
+async function runServerCommand(title: string, command: string, argument: object): Promise<CommandResult | undefined> {
+  const c = runningClient();
+  if (!c) return undefined;
+  clientCommandsPending++;
+  try {
+    return await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Tandem: ${title}`, cancellable: true },
+      async (progress, token) => {
+        const workDoneToken = crypto.randomUUID();
+        const sub = c.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+          if (value.kind !== 'end' && value.message) progress.report({ message: value.message });
+        });
+        try {
+          const result = (await c.sendRequest(
+            ExecuteCommandRequest.type,
+            { command, arguments: [argument], workDoneToken },
+            token,
+          )) as CommandResult | null;
+          return token.isCancellationRequested ? undefined : result ?? undefined;
+        } catch (err) {
+          if (token.isCancellationRequested) {
+            log.info(`${command} cancelled`);
+            return undefined;
+          }
+          log.error(`${command} failed: ${err}`);
+          void vscode.window.showErrorMessage(`Tandem: ${title} failed: ${err instanceof Error ? err.message : err}`);
+          return undefined;
+        } finally {
+          sub.dispose();
+        }
+      },
+    );
+  } finally {
+    clientCommandsPending--;
+    void refreshCost();
+  }
+}
+
+/** Write Markdown to a file under the extension's storage and show its preview beside the editor. */
+export async function showMarkdown(name: string, markdown: string): Promise<vscode.Uri> {
+  await fs.promises.mkdir(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(resultsDir, `${stamp}-${name}.md`);
+  await fs.promises.writeFile(file, markdown, 'utf8');
+  const uri = vscode.Uri.file(file);
+  await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+  return uri;
+}
+
+function rangeJson(range: vscode.Range) {
+  return {
+    start: { line: range.start.line, character: range.start.character },
+    end: { line: range.end.line, character: range.end.character },
+  };
+}
+
+const SEVERITY = ['error', 'warning', 'info', 'hint'];
+
+export function formatDiagnostics(document: vscode.TextDocument, diagnostics: readonly vscode.Diagnostic[]): string {
+  const file = document.uri.scheme === 'file' ? vscode.workspace.asRelativePath(document.uri) : document.uri.toString();
+  return diagnostics
+    .map((d) => {
+      const where = `${file}:${d.range.start.line + 1}:${d.range.start.character + 1}`;
+      const code = typeof d.code === 'object' && d.code ? d.code.value : d.code;
+      const source = d.source ? ` [${d.source}${code !== undefined ? ` ${code}` : ''}]` : '';
+      return `${where}: ${SEVERITY[d.severity] ?? 'error'}: ${d.message}${source}`;
+    })
+    .join('\n');
+}
+
+async function explainFailure(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) {
+    void vscode.window.showWarningMessage('Tandem: open a file (and select the failure, or put the cursor on an error) first.');
+    return;
+  }
+  const doc = editor.document;
+  const argument: { uri: string; failure?: string; range?: object } = { uri: doc.uri.toString() };
+  if (!editor.selection.isEmpty) {
+    argument.failure = doc.getText(editor.selection);
+    argument.range = rangeJson(editor.selection);
+  } else {
+    const cursor = editor.selection.active;
+    const all = vscode.languages.getDiagnostics(doc.uri);
+    const atCursor = all.filter((d) => d.range.contains(cursor) || d.range.start.line === cursor.line);
+    const clipboard = (await vscode.env.clipboard.readText()).trim();
+    type Pick = vscode.QuickPickItem & { use: 'clipboard' | 'cursor' | 'document' };
+    const picks: Pick[] = [];
+    if (clipboard) {
+      picks.push({ label: '$(clippy) Use the clipboard text as the failure', detail: clipboard.split('\n').slice(0, 2).join(' ⏎ ').slice(0, 120), use: 'clipboard' });
+    }
+    if (atCursor.length) {
+      picks.push({ label: `$(error) Use the diagnostics at the cursor (${atCursor.length})`, detail: atCursor[0].message.slice(0, 120), use: 'cursor' });
+    } else if (all.length) {
+      picks.push({ label: `$(error) Use the diagnostics of this file (${all.length})`, detail: all[0].message.slice(0, 120), use: 'document' });
+    }
+    picks.push({ label: '$(file-code) Let the server use the diagnostics it knows for this line', use: 'cursor' });
+    const pick = await vscode.window.showQuickPick(picks, {
+      title: 'Tandem: Explain Failure',
+      placeHolder: 'What is the failure? (Tip: select a traceback or failing test output first.)',
+    });
+    if (!pick) return;
+    if (pick.use === 'clipboard') {
+      argument.failure = clipboard;
+    } else {
+      const diags = pick.use === 'cursor' ? atCursor : all;
+      if (diags.length) {
+        argument.failure = formatDiagnostics(doc, diags);
+        argument.range = rangeJson(diags.map((d) => d.range).reduce((a, b) => a.union(b)));
+      } else {
+        argument.range = rangeJson(doc.lineAt(cursor.line).range);
+      }
+    }
+  }
+  const result = await runServerCommand('Explaining the failure', 'tandem.explainFailure', argument);
+  if (result) await showMarkdown('explain-failure', resultMarkdown('Explain failure', result));
+}
+
+async function planRefactor(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) {
+    void vscode.window.showWarningMessage('Tandem: open a file (and select the code to refactor) first.');
+    return;
+  }
+  const goal = await vscode.window.showInputBox({
+    title: 'Tandem: Plan Refactor',
+    prompt: `Refactoring goal for ${editor.selection.isEmpty ? 'the file' : 'the selection'} (optional)`,
+    placeHolder: 'e.g. split parse() into tokenizer and parser, keep behaviour',
+  });
+  if (goal === undefined) return;
+  const argument: { uri: string; range?: object; goal?: string } = { uri: editor.document.uri.toString() };
+  if (!editor.selection.isEmpty) argument.range = rangeJson(editor.selection);
+  if (goal.trim()) argument.goal = goal.trim();
+  const result = await runServerCommand('Planning the refactoring', 'tandem.planRefactor', argument);
+  if (result) await showMarkdown('plan-refactor', resultMarkdown('Refactoring plan', result));
+}
+
+async function ask(): Promise<void> {
+  const prompt = await vscode.window.showInputBox({ title: 'Tandem: Ask', prompt: 'Ask Tandem (about the selection, if any)' });
+  if (!prompt?.trim()) return;
+  const editor = vscode.window.activeTextEditor;
+  const argument: { prompt: string; uri?: string; range?: object } = { prompt: prompt.trim() };
+  if (editor) {
+    argument.uri = editor.document.uri.toString();
+    if (!editor.selection.isEmpty) argument.range = rangeJson(editor.selection);
+  }
+  const result = await runServerCommand('Thinking', 'tandem.ask', argument);
+  if (result) await showMarkdown('ask', resultMarkdown(prompt.trim().slice(0, 80), result));
+}
+
+async function showStats(): Promise<void> {
+  const c = runningClient();
+  if (!c) return;
+  try {
+    const stats = (await c.sendRequest(ExecuteCommandRequest.type, { command: 'tandem.stats', arguments: [] })) as Record<string, unknown> | null;
+    if (stats && typeof stats.costUsd === 'number') {
+      costUsd = stats.costUsd;
+      renderStatus();
+    }
+    await showMarkdown('stats', statsMarkdown(stats));
+  } catch (err) {
+    log.error(`tandem.stats failed: ${err}`);
+    void vscode.window.showErrorMessage(`Tandem: stats failed: ${err instanceof Error ? err.message : err}`);
+  }
+}
