@@ -32,10 +32,10 @@ def find_nvim() -> str | None:
 
 def nvim_version(nvim: str) -> tuple[int, int]:
     try:
-        out = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run([nvim, "--version"], check=False, capture_output=True, text=True, timeout=60).stdout
         major, minor = out.split()[1].lstrip("v").split(".")[:2]
         return int(major), int(minor)
-    except Exception:
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
         return (0, 0)
 
 
@@ -92,6 +92,8 @@ vim.api.nvim_create_autocmd('VimEnter', {
         out.filetype = vim.bo.filetype
         out.attached = T.wait(10000, function() return T.client() ~= nil end)
         if not out.attached then error('tandem did not attach') end
+        -- Neovim 0.11: plugin/tandem.lua turned on completion-menu items with autotrigger
+        out.autotrigger = #vim.api.nvim_get_autocmds({ buffer = 0, event = 'InsertCharPre' }) > 0
         out.init_options = T.client().config.init_options
         out.commands = vim.fn.getcompletion('Tandem', 'command')
         __SCENARIO__
@@ -121,7 +123,7 @@ def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: 
         "completion": {"debounceMs": 0},
     }
     init = (INIT.replace("__CLIENT_DIR__", lua_str(str(CLIENT_DIR)))
-            .replace("__CMD__", "{ %s, '-m', 'tandem_lsp' }" % lua_str(sys.executable))
+            .replace("__CMD__", f"{{ {lua_str(sys.executable)}, '-m', 'tandem_lsp' }}")
             .replace("__SETTINGS__", lua_str(json.dumps(settings)))
             .replace("__OUT__", lua_str(str(out)))
             .replace("__FILE__", lua_str(str(project / "calc.py")))
@@ -132,12 +134,14 @@ def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: 
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY" and not k.startswith(("NVIM", "VIM"))}
     env.update(HOME=str(home), TANDEM_STATE_DIR=str(tmp_path / "state"),
                **{f"XDG_{d}_HOME": str(tmp_path / "xdg" / d.lower()) for d in ("CONFIG", "DATA", "STATE", "CACHE")})
-    proc = subprocess.run([NVIM, "--headless", "--clean", "-u", str(init_path)], cwd=project, env=env,
+    proc = subprocess.run([NVIM, "--headless", "--clean", "-u", str(init_path)], check=False, cwd=project, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
     assert out.exists(), f"nvim wrote no result (exit {proc.returncode})\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     result = json.loads(out.read_text())
     assert result["errors"] == [], "\n".join(result["errors"]) + f"\nstderr: {proc.stderr}"
     assert result["filetype"] == "python" and result["attached"]
+    if NVIM_VERSION < (0, 12):
+        assert result["autotrigger"]
     return result
 
 
@@ -158,9 +162,11 @@ def test_client_config_and_commands_load(tmp_path, fake):
 
 def test_completion_item_from_the_local_model(tmp_path, fake):
     result = run_nvim(tmp_path, fake, r"""
-      vim.api.nvim_win_set_cursor(0, { 9, 7 })  -- after `    ret`
-      local params = vim.lsp.util.make_position_params(0, T.client().offset_encoding)
-      params.context = { triggerKind = 1 }
+      local params = {  -- after `    ret` (in Insert mode; Normal mode cannot put the cursor past the end)
+        textDocument = vim.lsp.util.make_text_document_params(0),
+        position = { line = 8, character = 7 },
+        context = { triggerKind = 1 },
+      }
       local items
       T.wait(10000, function()  -- the server may still be finding its model server: ask again
         local r = T.request('textDocument/completion', params, 5000)
@@ -175,16 +181,29 @@ def test_completion_item_from_the_local_model(tmp_path, fake):
     assert fake.generation_requests()
 
 
-def test_code_action_is_listed(tmp_path, fake):
+def test_code_action_is_listed_and_its_command_shows_a_split(tmp_path, fake):
+    fake.completion = "It computes the area of a circle."
     result = run_nvim(tmp_path, fake, r"""
       local params = vim.lsp.util.make_range_params(0, T.client().offset_encoding)
       params.range = { start = { line = 4, character = 4 }, ['end'] = { line = 4, character = 4 } }
       params.context = { diagnostics = {} }
       local actions = T.request('textDocument/codeAction', params) or {}
       out.titles = vim.tbl_map(function(a) return a.title end, actions)
+      -- picking an action that runs a command (as vim.lsp.buf.code_action() does) shows its result in the split
+      local explain = vim.iter(actions):find(function(a) return a.command and a.command.command == 'tandem.explainCode' end)
+      T.client():exec_cmd(explain.command, { bufnr = 0 })
+      local function result_buf()
+        for _, win in ipairs(vim.api.nvim_list_wins()) do
+          local buf = vim.api.nvim_win_get_buf(win)
+          if vim.b[buf].tandem_result ~= nil then return buf end
+        end
+      end
+      if not T.wait(10000, function() return result_buf() ~= nil end) then error('no result split') end
+      out.lines = vim.api.nvim_buf_get_lines(result_buf(), 0, -1, false)
+      out.title = vim.b[result_buf()].tandem_title
     """)
     assert "Tandem: Add docstring" in result["titles"]
-    assert fake.generation_requests() == []  # listing never waits on a model
+    assert result["title"] == "Explain code" and "It computes the area of a circle." in result["lines"]
 
 
 def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
@@ -217,6 +236,12 @@ def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
       if not T.wait(10000, function() return result_buf() ~= nil end) then error('no stats') end
       out.stats_lines = vim.api.nvim_buf_get_lines(result_buf(), 0, -1, false)
       out.windows_after_stats = #vim.api.nvim_list_wins()
+      -- failure text from a register, with a line range
+      vim.fn.setreg('a', 'RegisterFailure: from register a')
+      vim.b[result_buf()].tandem_result = nil
+      out.want = 'Explain failure'
+      vim.cmd('4,5TandemExplainFailure @a')
+      if not T.wait(10000, function() return result_buf() ~= nil end) then error('no second result') end
     """)
     text = "\n".join(result["lines"])
     assert EXPLANATION in text
@@ -228,3 +253,5 @@ def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
     assert any("ZeroDivisionError: float division by zero" in json.dumps(r.body) for r in fake.generation_requests())
     assert "# Tandem stats" in result["stats_lines"] and result["windows_after_stats"] == 2
     assert any(line.startswith("- **local**: ") and "calls=1" in line for line in result["stats_lines"])
+    bodies = [json.dumps(r.body) for r in fake.generation_requests()]
+    assert "RegisterFailure: from register a" in bodies[-1] and "ZeroDivisionError" not in bodies[-1]

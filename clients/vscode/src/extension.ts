@@ -173,7 +173,8 @@ async function startServer(): Promise<void> {
             }
             return { success: true };
           }
-          return next(params, new vscode.CancellationTokenSource().token);
+          const shown = await next(params, new vscode.CancellationTokenSource().token);
+          return 'success' in (shown as object) ? (shown as { success: boolean }) : { success: false };
         },
       },
     },
@@ -185,6 +186,12 @@ async function startServer(): Promise<void> {
       status = { ...status, state: 'down', detail: 'the server stopped' };
       renderStatus();
     }
+  });
+  // Registered before start(), so the first status (sent right after `initialized`) is not missed.
+  c.onNotification('tandem/status', (params: ModelStatus) => {
+    status = params ?? {};
+    log.info(`model status: ${JSON.stringify(params)}`);
+    renderStatus();
   });
   status = { state: 'starting' };
   renderStatus();
@@ -199,11 +206,6 @@ async function startServer(): Promise<void> {
     void vscode.window.showErrorMessage(message, 'Show Logs').then((pick) => pick && log.show(true));
     return;
   }
-  c.onNotification('tandem/status', (params: ModelStatus) => {
-    status = params ?? {};
-    log.info(`model status: ${JSON.stringify(params)}`);
-    renderStatus();
-  });
   void refreshCost();
 }
 

@@ -138,8 +138,8 @@ function M.execute(command, arg, opts)
   client:request('workspace/executeCommand', params, function(err, result)
     if err then
       notify(title .. ' failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
-    else
-      M.show(title, result)
+    elseif not (vim.g.tandem_results_split == false and type(result) == 'table' and result.markdown) then
+      M.show(title, result) -- (with tandem_results_split = false the server's .md file shows it instead)
     end
     if opts.on_result then
       opts.on_result(err, result)
