@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--model", help="override local.model")
     doctor.add_argument("--fim-template", help="override local.fimTemplate")
     doctor.add_argument("--settings", metavar="JSON", help="a `tandem` settings tree as JSON")
+    from tandem_lsp import models
+
+    models.add_parser(sub)
     return parser
 
 
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from tandem_lsp.doctor import run_doctor
 
         return run_doctor(args)
+    if args.command == "models":
+        from tandem_lsp import models
+
+        return models.run(args)
     from tandem_lsp.lsp.server import server
 
     if args.tcp:

@@ -1,0 +1,525 @@
+"""``tandem-lsp models``: list, download (``pull``), locate (``path``) and delete (``remove``) GGUF models
+for the embedded backend.
+
+Where models live
+    ``$TANDEM_DATA_DIR`` if set, else ``$XDG_DATA_HOME/tandem``, else ``~/.local/share/tandem``; models are
+    in ``<data>/models/<name>.gguf`` (``--dir`` overrides the models directory). ``<models>/default.txt``
+    records pulled model names, most recent first; :func:`default_model_path` returns the first one that is
+    present, so the default is "the most recently pulled model that is still there".
+
+Downloads
+    ``pull`` streams into ``<name>.gguf.part``, resumes a leftover ``.part`` with ``Range: bytes=N-`` (a 206
+    whose ``Content-Range`` starts at N appends; a 200, i.e. a server that ignores Range, restarts from
+    zero; a 416 whose ``Content-Range: bytes */N`` equals the ``.part`` size means it is already complete),
+    hashes the whole file with sha256 and only then ``os.replace``-s it to ``<name>.gguf``. A broken or
+    unverified download never leaves a file under the final name. A sha256 mismatch deletes the ``.part``.
+    Progress (bytes, %, speed) is plain text on stderr. The connect timeout is short, so being offline fails
+    at once with a hint on placing a GGUF by hand.
+
+Honesty about the catalogue
+    This module was written without internet access. The repositories and file names follow bartowski's
+    naming for the *base* (not instruct) Qwen2.5-Coder GGUF repos (``bartowski/Qwen2.5-Coder-1.5B-GGUF``,
+    file ``Qwen2.5-Coder-1.5B-Q8_0.gguf``) from memory and have not been checked; the sizes are
+    approximate (used for display and the free-space check only; the server's Content-Length is what
+    counts); and the sha256 digests are unknown, so every entry has ``sha256=None``. For such an entry
+    ``pull`` downloads, prints the computed digest and refuses to install it (the complete ``.part`` is
+    kept, exit 1) unless ``--no-verify`` is given, or ``--sha256 HEX`` supplies the expected digest.
+    Re-running with ``--no-verify`` does not download again. A known digest is always checked.
+    Fill in real digests (and fix any URL) once they have been checked against Hugging Face.
+
+Tests
+    ``TANDEM_MODELS_URL=http://127.0.0.1:PORT/`` replaces the scheme and host of every catalogue URL (the
+    path is kept, appended to any path in the override), and ``CATALOGUE`` may be monkeypatched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_FILE = "default.txt"
+PART_SUFFIX = ".part"
+CHUNK = 1 << 16
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # catalogue name, also the local file stem: <models>/<name>.gguf
+    file: str  # file name in the upstream repository
+    url: str  # download URL
+    size: int  # approximate size in bytes (display and free-space check only)
+    sha256: str | None  # expected digest; None = not known
+    quant: str  # e.g. "Q8_0"
+    params: str  # e.g. "1.5B"
+
+
+def _entry(params: str, quant: str, size: int) -> ModelEntry:
+    repo = f"bartowski/Qwen2.5-Coder-{params}-GGUF"
+    file = f"Qwen2.5-Coder-{params}-{quant}.gguf"
+    return ModelEntry(
+        name=f"qwen2.5-coder-{params.lower()}-{quant.lower()}",
+        file=file,
+        url=f"https://huggingface.co/{repo}/resolve/main/{file}",
+        size=size,
+        sha256=None,  # not known (written offline): see the module docstring
+        quant=quant,
+        params=params,
+    )
+
+
+CATALOGUE: dict[str, ModelEntry] = {
+    e.name: e
+    for e in (
+        _entry("0.5B", "Q8_0", 531_000_000),
+        _entry("0.5B", "Q4_K_M", 398_000_000),
+        _entry("1.5B", "Q8_0", 1_650_000_000),
+        _entry("1.5B", "Q4_K_M", 986_000_000),
+        _entry("3B", "Q8_0", 3_290_000_000),
+        _entry("3B", "Q4_K_M", 1_930_000_000),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------- paths
+
+def data_dir() -> Path:
+    if os.environ.get("TANDEM_DATA_DIR"):
+        return Path(os.environ["TANDEM_DATA_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "tandem"
+    return Path.home() / ".local" / "share" / "tandem"
+
+
+def models_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where models live (not created here)."""
+    if override:
+        return Path(override).expanduser()
+    return data_dir() / "models"
+
+
+def model_path(name: str, directory: str | os.PathLike | None = None) -> Path:
+    return models_dir(directory) / f"{name}.gguf"
+
+
+def _part_path(name: str, directory=None) -> Path:
+    return model_path(name, directory).with_name(f"{name}.gguf{PART_SUFFIX}")
+
+
+def _read_defaults(directory=None) -> list[str]:
+    try:
+        text = (models_dir(directory) / DEFAULT_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    names: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and line not in names and "/" not in line and "\\" not in line:
+            names.append(line)
+    return names
+
+
+def _write_defaults(names: list[str], directory=None) -> None:
+    target = models_dir(directory) / DEFAULT_FILE
+    if not names:
+        target.unlink(missing_ok=True)
+        return
+    tmp = target.with_name(f"{DEFAULT_FILE}.{os.getpid()}.tmp")
+    tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def default_model_path(directory: str | os.PathLike | None = None) -> Path | None:
+    """The most recently pulled model that is still present, or None."""
+    for name in _read_defaults(directory):
+        path = model_path(name, directory)
+        if path.is_file():
+            return path
+    return None
+
+
+def _default_name(directory=None) -> str | None:
+    path = default_model_path(directory)
+    return path.name[: -len(".gguf")] if path else None
+
+
+def download_url(entry: ModelEntry) -> str:
+    """The entry's URL, with scheme and host replaced by ``$TANDEM_MODELS_URL`` when set."""
+    override = os.environ.get("TANDEM_MODELS_URL")
+    if not override:
+        return entry.url
+    base, orig = urlsplit(override), urlsplit(entry.url)
+    path = base.path.rstrip("/") + orig.path
+    return urlunsplit((base.scheme, base.netloc, path, orig.query, ""))
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+class Progress:
+    """Plain-text progress on stderr: ``\\r`` updates on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, stream, total: int | None, done: int):
+        self.stream, self.total, self.done = stream, total, done
+        self.start_done, self.start = done, time.monotonic()
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = 0.2 if self.tty else 2.0
+        self.last = 0.0
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        speed = (self.done - self.start_done) / elapsed
+        text = f"  {human_size(self.done)}"
+        if self.total:
+            pct = 100.0 * self.done / self.total
+            text += f" / {human_size(self.total)}  {pct:5.1f}%"
+        text += f"  {human_size(speed)}/s"
+        if self.total and speed > 0 and self.done < self.total:
+            text += f"  ETA {int((self.total - self.done) / speed)}s"
+        return text
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._emit()
+
+    def _emit(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.line().ljust(70))
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self._emit()
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------------------------------------ pull
+
+class PullError(Exception):
+    pass
+
+
+class OfflineError(PullError):
+    pass
+
+
+def _hand_placement_hint(name: str, directory=None) -> str:
+    dir_opt = f" --dir {directory}" if directory else ""
+    return (
+        f"To install it by hand, download\n    {download_url(CATALOGUE[name])}\non another machine and copy it to\n"
+        f"    {model_path(name, directory)}\n"
+        f"(`tandem-lsp models{dir_opt} path {name}` prints this path), or point the setting "
+        f"`local.modelPath` at any GGUF file."
+    )
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` or ``bytes */TOTAL`` -> (start, total); None where absent or ``*``."""
+    if not value:
+        return None, None
+    try:
+        unit, _, spec = value.strip().partition(" ")
+        if unit.lower() != "bytes":
+            return None, None
+        rng, _, total = spec.partition("/")
+        start = None if rng.strip() == "*" else int(rng.split("-")[0])
+        return start, (None if total.strip() in ("", "*") else int(total))
+    except ValueError:
+        return None, None
+
+
+def _hash_file(path: Path, hasher) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            hasher.update(chunk)
+
+
+def _download(url: str, part: Path, err, entry: ModelEntry) -> None:
+    """Download ``url`` into ``part`` completely (resuming when it exists); raises PullError."""
+    import httpx
+
+    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+    headers = {"User-Agent": "tandem-lsp-models", "Accept-Encoding": "identity"}
+    for _attempt in range(2):  # the second attempt only after a stale / unusable .part was discarded
+        have = part.stat().st_size if part.exists() else 0
+        req_headers = dict(headers)
+        if have:
+            req_headers["Range"] = f"bytes={have}-"
+        try:
+            with (
+                httpx.Client(follow_redirects=True, trust_env=True, timeout=timeout) as client,
+                client.stream("GET", url, headers=req_headers) as resp,
+            ):
+                if resp.status_code == 416 and have:
+                    _, total = _content_range(resp.headers.get("content-range"))
+                    if total == have:
+                        err.write(f"{part.name} is already complete ({human_size(have)}).\n")
+                        return
+                    err.write("The partial download does not match the server's file; starting again.\n")
+                    part.unlink(missing_ok=True)
+                    continue
+                if resp.status_code >= 400:
+                    raise PullError(f"download failed: HTTP {resp.status_code} from {resp.url}")
+                length = resp.headers.get("content-length")
+                length = int(length) if length and length.isdigit() else None
+                if resp.status_code == 206 and have:
+                    start, total = _content_range(resp.headers.get("content-range"))
+                    if start != have:
+                        err.write("The server answered the resume request with the wrong range; "
+                                  "starting again.\n")
+                        part.unlink(missing_ok=True)
+                        continue
+                    mode, offset = "ab", have
+                    total = total if total is not None else (have + length if length is not None else None)
+                    err.write(f"Resuming at {human_size(have)}.\n")
+                else:
+                    if have:
+                        err.write("The server does not support resuming; starting from zero.\n")
+                    mode, offset = "wb", 0
+                    total = length
+                if total is None:
+                    total = entry.size or None
+                elif total > offset:
+                    free = shutil.disk_usage(part.parent).free
+                    if free < total - offset:
+                        raise PullError(
+                            f"not enough disk space in {part.parent}: need {human_size(total - offset)}, "
+                            f"{human_size(free)} free")
+                progress = Progress(err, total, offset)
+                try:
+                    with open(part, mode) as fh:
+                        for chunk in resp.iter_bytes(CHUNK):
+                            fh.write(chunk)
+                            progress.update(len(chunk))
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                finally:
+                    progress.finish()
+                got = part.stat().st_size
+                if length is not None and got != offset + length:
+                    raise PullError(
+                        f"download interrupted at {human_size(got)}; run the same command again to resume")
+                return
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, httpx.UnsupportedProtocol) as exc:
+            raise OfflineError(f"cannot reach {urlsplit(url).netloc} ({exc.__class__.__name__}: {exc})") from exc
+        except httpx.HTTPError as exc:
+            got = part.stat().st_size if part.exists() else 0
+            raise PullError(
+                f"download interrupted at {human_size(got)} ({exc.__class__.__name__}: {exc}); "
+                "run the same command again to resume") from exc
+    raise PullError("the server keeps rejecting the partial download; delete it with "
+                    "`tandem-lsp models remove NAME` and try again")
+
+
+def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | None = None,
+         out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    entry = CATALOGUE.get(name)
+    if entry is None:
+        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        return EXIT_USAGE
+    expected = (sha256 or entry.sha256 or "").strip().lower() or None
+    if expected is not None and (len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected)):
+        err.write(f"not a sha256 digest (64 hex digits): {expected!r}\n")
+        return EXIT_USAGE
+    final, part = model_path(name, directory), _part_path(name, directory)
+    if final.is_file():
+        out.write(f"{name} is already present: {final}\n")
+        _remember(name, directory)
+        return EXIT_OK
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err.write(f"cannot create {final.parent}: {exc}\n")
+        return EXIT_FAIL
+    url = download_url(entry)
+    err.write(f"Downloading {name} ({entry.params}, {entry.quant}, ~{human_size(entry.size)})\n  from {url}\n"
+              f"  to   {final}\n")
+    try:
+        _download(url, part, err, entry)
+    except OfflineError as exc:
+        err.write(f"error: {exc}\nYou seem to be offline (or a proxy/firewall blocks the download).\n"
+                  f"{_hand_placement_hint(name, directory)}\n")
+        return EXIT_FAIL
+    except PullError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_FAIL
+    except OSError as exc:
+        err.write(f"error writing {part}: {exc}\n")
+        return EXIT_FAIL
+
+    hasher = hashlib.sha256()
+    _hash_file(part, hasher)
+    digest = hasher.hexdigest()
+    err.write(f"sha256 {digest}\n")
+    if expected is not None:
+        if digest != expected:
+            part.unlink(missing_ok=True)
+            err.write(f"error: sha256 mismatch for {name}: expected {expected}, got {digest}. "
+                      "The download was corrupt or the file changed upstream; it has been deleted.\n")
+            return EXIT_FAIL
+        err.write("sha256 verified.\n")
+    elif not no_verify:
+        err.write(f"error: the catalogue has no sha256 for {name}, so the download cannot be verified.\n"
+                  f"Check the digest above against the file page on Hugging Face, then run\n"
+                  f"    tandem-lsp models pull {name} --sha256 {digest}\n"
+                  f"or accept it unverified with\n    tandem-lsp models pull {name} --no-verify\n"
+                  f"(neither downloads again; the complete download is kept as {part}).\n")
+        return EXIT_FAIL
+    else:
+        err.write("warning: installed WITHOUT sha256 verification (--no-verify).\n")
+    os.replace(part, final)
+    _remember(name, directory)
+    out.write(f"{final}\n")
+    return EXIT_OK
+
+
+def _remember(name: str, directory=None) -> None:
+    names = [n for n in _read_defaults(directory) if n != name]
+    _write_defaults([name, *names], directory)
+
+
+# ------------------------------------------------------------------------------------- other commands
+
+def list_models(directory=None, out=None) -> int:
+    out = out or sys.stdout
+    default = _default_name(directory)
+    rows = [("", "NAME", "PARAMS", "QUANT", "SIZE", "STATUS")]
+    for entry in CATALOGUE.values():
+        path, part = model_path(entry.name, directory), _part_path(entry.name, directory)
+        if path.is_file():
+            status = f"present  {path}"
+        elif part.is_file():
+            status = f"partial ({human_size(part.stat().st_size)})"
+        else:
+            status = "-"
+        rows.append(("*" if entry.name == default else "", entry.name, entry.params, entry.quant,
+                     human_size(entry.size), status))
+    mdir = models_dir(directory)
+    if mdir.is_dir():
+        for path in sorted(mdir.glob("*.gguf")):
+            stem = path.name[: -len(".gguf")]
+            if stem not in CATALOGUE and path.is_file():
+                rows.append(("*" if stem == default else "", stem, "?", "?", human_size(path.stat().st_size),
+                             f"present  {path} (local)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5] + "\n")
+    out.write(f"\nmodels directory: {mdir}\n")
+    out.write("* = default (the most recently pulled model)\n" if default else "no default model (run `pull`)\n")
+    return EXIT_OK
+
+
+def _known(name: str, directory=None) -> bool:
+    return name in CATALOGUE or model_path(name, directory).is_file() or _part_path(name, directory).is_file()
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+
+
+def path_cmd(name: str, directory=None, out=None, err=None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    if not _valid_name(name) or not _known(name, directory):
+        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        return EXIT_USAGE
+    out.write(f"{model_path(name, directory)}\n")
+    return EXIT_OK
+
+
+def remove(name: str, directory=None, out=None, err=None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    if not _valid_name(name) or not _known(name, directory):
+        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        return EXIT_USAGE
+    removed = []
+    for path in (model_path(name, directory), _part_path(name, directory)):
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            err.write(f"cannot remove {path}: {exc}\n")
+            return EXIT_FAIL
+    names = _read_defaults(directory)
+    if name in names:
+        _write_defaults([n for n in names if n != name], directory)
+    if not removed:
+        err.write(f"{name} is not present in {models_dir(directory)}; nothing to remove\n")
+        return EXIT_FAIL
+    for path in removed:
+        out.write(f"removed {path}\n")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def add_parser(subparsers) -> None:
+    """Add ``models`` (with ``list``, ``pull``, ``path``, ``remove``) to a ``add_subparsers()`` object."""
+    models = subparsers.add_parser("models", help="list, download and remove local GGUF models",
+                                   description="Manage GGUF models for the embedded backend.")
+    models.add_argument("--dir", dest="models_dir", metavar="DIR",
+                        help=f"models directory (default: {models_dir()})")
+    models.set_defaults(_models_parser=models)
+    sub = models.add_subparsers(dest="models_command", metavar="{list,pull,path,remove}")
+
+    def child(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--dir", dest="models_dir", metavar="DIR", default=argparse.SUPPRESS,
+                       help="models directory")
+        return p
+
+    child("list", "the catalogue, what is present and the default")
+    p = child("pull", "download a model (resumable, sha256-checked) and make it the default")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--no-verify", action="store_true",
+                   help="accept a download whose sha256 the catalogue does not know")
+    p.add_argument("--sha256", metavar="HEX", help="the expected sha256 (overrides the catalogue)")
+    p = child("path", "print where a model is (or would be)")
+    p.add_argument("name", metavar="NAME")
+    p = child("remove", "delete a model and its partial download")
+    p.add_argument("name", metavar="NAME")
+
+
+def run(args) -> int:
+    directory = getattr(args, "models_dir", None)
+    command = getattr(args, "models_command", None)
+    if command == "list":
+        return list_models(directory)
+    if command == "pull":
+        return pull(args.name, directory=directory, no_verify=args.no_verify, sha256=args.sha256)
+    if command == "path":
+        return path_cmd(args.name, directory)
+    if command == "remove":
+        return remove(args.name, directory)
+    parser = getattr(args, "_models_parser", None)
+    if parser is not None:
+        parser.print_usage(sys.stderr)
+    sys.stderr.write("tandem-lsp models: choose one of list, pull, path, remove\n")
+    return EXIT_USAGE
