@@ -176,6 +176,10 @@ async def test_odd_positions_and_bad_params_get_answers(session):
     session.open(URI, DOC)
     odd = await session.inline(URI, 999, 999, invoked=True)  # past the end: clamped, answered
     assert odd is None or odd.items[0].insert_text
+    from concurrent.futures import Future
+
+    answers = {msg_id: Future() for msg_id in ("bad-1", "bad-2")}
+    session.client.protocol._request_futures.update(answers)  # so the client keeps their answers
     stdin = session.client._server.stdin  # raw bytes: a request with junk params, then broken JSON
     for body in (
         b'{"jsonrpc":"2.0","id":"bad-1","method":"textDocument/inlineCompletion","params":{"bogus":1}}',
@@ -185,6 +189,9 @@ async def test_odd_positions_and_bad_params_get_answers(session):
     ):
         stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     await stdin.drain()
+    # every request is answered (here with an error), even one whose params pygls cannot parse
+    done, pending = await asyncio.wait([asyncio.wrap_future(f) for f in answers.values()], timeout=5)
+    assert not pending and all(f.exception() is not None or f.result() is None for f in done)
     result = await session.inline(URI, 1, 4, invoked=True)  # still alive and serving
     assert result.items[0].insert_text == "return a + b"
 
