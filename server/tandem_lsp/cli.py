@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--fim-template", help="override local.fimTemplate")
     doctor.add_argument("--settings", metavar="JSON", help="a `tandem` settings tree as JSON")
     from tandem_lsp import models
+    from tandem_lsp.demo import add_parser as add_demo_parser
 
     models.add_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         from tandem_lsp.doctor import run_doctor
 
         return run_doctor(args)
+    if args.command == "demo":
+        from tandem_lsp.demo import run as run_demo
+
+        return run_demo(args)
     if args.command == "models":
         from tandem_lsp import models
 
