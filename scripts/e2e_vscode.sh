@@ -9,7 +9,7 @@
 #
 # Needs root the first time (apt-get, and code-server's npm install). Heavy state is cached under
 # $TANDEM_E2E_HOME (default /opt/tandem-e2e): code-server 4.100.3 (from npm), a venv with selenium.
-# Environment: PYTHON (default /work/venv/bin/python, else python3; must have tandem_lsp installed),
+# Environment: PYTHON (default: the repo's .venv, else /work/venv, else python3; must have tandem_lsp installed),
 # KEEP=1 leaves code-server and the fake model server running for inspection.
 set -euo pipefail
 
@@ -21,7 +21,8 @@ CS_PREFIX="$E2E_HOME/code-server-$CS_VERSION"
 CS_BIN="$CS_PREFIX/node_modules/.bin/code-server"
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
-  if [ -x /work/venv/bin/python ]; then PY=/work/venv/bin/python; else PY=python3; fi
+  for c in "$REPO/.venv/bin/python" /work/venv/bin/python; do [ -x "$c" ] && { PY="$c"; break; }; done
+  PY="${PY:-python3}"
 fi
 log() { printf '[e2e_vscode] %s\n' "$*" >&2; }
 
@@ -94,13 +95,16 @@ fi
 pids=()
 cleanup() {
   if [ "${KEEP:-0}" != 1 ]; then
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # each was started as its own process group (setsid): this also ends code-server's extension host
+    # and the tandem-lsp it started
+    for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   fi
 }
 trap cleanup EXIT
 
-COMPLETION='return a + b'
-(cd "$REPO" && exec "$PY" -m tests.fakes.model_server --completion "$COMPLETION" --model qwen2.5-coder-1.5b) \
+TYPED='ret'
+COMPLETION='urn a + b'   # the fake model continues what the test types
+(cd "$REPO" && exec setsid "$PY" -m tests.fakes.model_server --completion "$COMPLETION" --model qwen2.5-coder-1.5b) \
   >"$OUT/logs/model_server.out" 2>"$OUT/logs/model_server.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q READY "$OUT/logs/model_server.out" 2>/dev/null && break; sleep 0.1; done
@@ -132,7 +136,11 @@ json.dump({
     "tandem.completion.debounceMs": 0,
     "tandem.trace.server": "messages",
     "editor.inlineSuggest.enabled": True,
+    # No suggest widget (Tandem also serves textDocument/completion): Tab must accept the ghost text.
     "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+    "editor.suggestOnTriggerCharacters": False,
+    "editor.inlineSuggest.suppressSuggestions": True,
+    "editor.wordBasedSuggestions": "off",
     "workbench.startupEditor": "none",
     "workbench.tips.enabled": False,
     "security.workspace.trust.enabled": False,
@@ -159,7 +167,7 @@ log "installing the extension"
 cat "$OUT/logs/install-extension.log" >&2
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$CS_BIN" --auth none --bind-addr "127.0.0.1:$PORT" --user-data-dir "$USER_DATA" --extensions-dir "$EXT_DIR" \
+setsid "$CS_BIN" --auth none --bind-addr "127.0.0.1:$PORT" --user-data-dir "$USER_DATA" --extensions-dir "$EXT_DIR" \
   --disable-telemetry --disable-update-check --disable-workspace-trust --disable-getting-started-override "$WS" \
   >"$OUT/logs/code-server.log" 2>&1 &
 pids+=($!)
@@ -168,7 +176,7 @@ log "code-server at http://127.0.0.1:$PORT"
 
 # --- 6. drive it ---------------------------------------------------------------------------------
 set +e
-"$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$COMPLETION" <<'PY'
+"$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$TYPED" "$COMPLETION" <<'PY'
 import sys, time, traceback
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -176,7 +184,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.action_chains import ActionChains
 
-url, out, completion = sys.argv[1:]
+url, out, typed, completion = sys.argv[1:]
 shots = f"{out}/screenshots"
 opts = webdriver.ChromeOptions()
 opts.binary_location = "/usr/bin/chromium"
@@ -212,7 +220,6 @@ def chord(mod, key):
     ActionChains(driver).key_down(mod).send_keys(key).key_up(mod).perform()
 
 def command(name):
-    chord(Keys.CONTROL, Keys.SHIFT) if False else None
     ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("p").key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
     wait_for(lambda: driver.find_element(By.CSS_SELECTOR, ".quick-input-widget input").is_displayed(), 10, "command palette")
     time.sleep(0.3)
@@ -258,7 +265,7 @@ try:
     driver.find_element(By.CSS_SELECTOR, ".editor-group-container.active .monaco-editor .view-lines").click()
     chord(Keys.CONTROL, Keys.END)
     keys(Keys.UP, Keys.END)
-    keys("r", "e", "t")
+    keys(*typed)
     try:
         g = wait_for(ghost_text, 20, "ghost text")
         results["1 ghost text"] = f"ok: {g!r}"
@@ -271,7 +278,7 @@ try:
     time.sleep(1.0)
     text = editor_text()
     shot("2-accepted")
-    if completion in text:
+    if typed + completion in text:
         results["2 tab accepts"] = "ok"
     else:
         results["2 tab accepts"] = f"FAILED: editor text is {text!r}"; ok = False
@@ -282,7 +289,7 @@ try:
     chord(Keys.CONTROL, "a")
     command("Tandem: Explain Failure")
     try:
-        wait_for(lambda: any("explain-failure" in t.text or "Preview" in t.text for t in driver.find_elements(By.CSS_SELECTOR, ".tab")), 60, "the result preview")
+        wait_for(lambda: any("Preview" in t.text and "explain-failure" in t.text for t in driver.find_elements(By.CSS_SELECTOR, ".tab")), 60, "the result preview")
         time.sleep(2)
         results["3 explain failure"] = "ok: " + ", ".join(t.text.replace("\n", " ") for t in driver.find_elements(By.CSS_SELECTOR, ".tab"))
     except TimeoutError as e:

@@ -45,6 +45,7 @@ class LocalSettings:
     backend: str = "auto"
     endpoint: str | None = None  # None: the backend's usual local address
     model: str | None = None  # None: the first model the server lists
+    model_path: str | None = None  # None: the default model file (embedded backend)
     fim_template: str = "auto"
     timeout_ms: int = 2500
     max_tokens: int = 128
@@ -236,18 +237,21 @@ def _spec(key: str, type_: str | tuple[str, ...], check: Check, description: str
     return SettingSpec(key, type_, description, check, getattr(check, "choices", None), *bounds, echo=echo)
 
 
-_BACKEND = _enum("auto", "openai", "ollama", "llamacpp")
+_BACKEND = _enum("auto", "openai", "ollama", "llamacpp", "embedded")
 _FIM = _enum("auto", "qwen", "starcoder", "codellama", "deepseek", "codestral", "chat")
 
 SETTINGS_SCHEMA: list[SettingSpec] = [
     _spec("local.backend", "string", _BACKEND,
           "Local model server: auto probes LM Studio (127.0.0.1:1234/v1), Ollama (127.0.0.1:11434), "
-          "llama.cpp (127.0.0.1:8080) and uses the first that answers."),
+          "llama.cpp (127.0.0.1:8080) and uses the first that answers, else the embedded model when a model "
+          "file is present; embedded runs a GGUF model file in-process (llama-cpp-python)."),
     _spec("local.endpoint", ("string", "null"), _optional(_url),
           "Server URL; openai: the base URL including /v1; ollama, llamacpp: the server root. "
           "null: the backend's usual local address."),
     _spec("local.model", ("string", "null"), _optional(_string),
           "Model name sent to the server; null: the first model the server lists."),
+    _spec("local.modelPath", ("string", "null"), _optional(_string),
+          "GGUF model file for the embedded backend; null: the default model file, if one is present."),
     _spec("local.fimTemplate", "string", _FIM,
           "Fill-in-the-middle prompt format; auto picks by model name; chat asks a chat model to fill the hole."),
     _spec("local.timeoutMs", "integer", _int(100, 60_000),

@@ -40,6 +40,10 @@ async def _check(settings, out) -> bool:
     model = LocalModel(settings.local)
     try:
         resolved = await model.ensure()
+        deadline = time.monotonic() + 120
+        while resolved is None and model.status.state == "starting" and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # an embedded model is loading in the background
+            resolved = await model.ensure()
         if resolved is None:
             out("local server", f"NOT FOUND ({model.status.detail})")
             return False

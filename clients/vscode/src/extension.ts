@@ -142,7 +142,7 @@ async function startServer(): Promise<void> {
         inFlight++;
         renderStatus();
         try {
-          return await next(document, position, context, token);
+          return await next(document, position, fixInlineContext(context), token);
         } finally {
           inFlight--;
           renderStatus();
@@ -180,6 +180,8 @@ async function startServer(): Promise<void> {
     },
   };
   const c = new LanguageClient('tandem', 'Tandem', serverOptions, clientOptions);
+  // In vscode-languageclient 9, textDocument/inlineCompletion (LSP 3.18) is a proposed feature.
+  c.registerProposedFeatures();
   client = c;
   c.onDidChangeState((e) => {
     if (e.newState === State.Stopped && client === c) {
@@ -207,6 +209,29 @@ async function startServer(): Promise<void> {
     return;
   }
   void refreshCost();
+}
+
+/**
+ * vscode-languageclient 9.0.1 sends VS Code's inline-completion context as is: VS Code's trigger kinds
+ * (Invoke 0, Automatic 1) where LSP has Invoked 1, Automatic 2, and `selectedCompletionInfo.range` as a
+ * vscode.Range, which serializes as an array (the server cannot parse it and never answers). Hand
+ * the converter a context that already has the LSP shapes.
+ */
+export function fixInlineContext(context: vscode.InlineCompletionContext): vscode.InlineCompletionContext {
+  const info = context.selectedCompletionInfo;
+  const range = info?.range;
+  return {
+    triggerKind: (context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 1 : 2) as vscode.InlineCompletionTriggerKind,
+    selectedCompletionInfo: info && range
+      ? ({
+          text: info.text,
+          range: {
+            start: { line: range.start.line, character: range.start.character },
+            end: { line: range.end.line, character: range.end.character },
+          },
+        } as unknown as vscode.SelectedCompletionInfo)
+      : undefined,
+  };
 }
 
 async function stopServer(): Promise<void> {

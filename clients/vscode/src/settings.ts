@@ -32,12 +32,16 @@ export interface ConfigLike {
 
 export type SettingsTree = Record<string, Record<string, unknown>>;
 
-/** Flat `tandem.*` configuration -> the nested tree. Unset (undefined) keys are left out; null stays null. */
+/**
+ * Flat `tandem.*` configuration -> the nested tree. Unset (undefined) and null keys are left out: null
+ * means "not set" to the server too, and leaving it out keeps an older server from warning about a key
+ * it does not know yet.
+ */
 export function buildSettingsTree(config: ConfigLike, keys: readonly string[]): SettingsTree {
   const tree: SettingsTree = {};
   for (const key of keys) {
     const value = config.get<unknown>(key);
-    if (value === undefined) continue;
+    if (value === undefined || value === null) continue;
     const dot = key.indexOf('.');
     if (dot < 0) continue; // every server key is `<section>.<name>`
     const section = key.slice(0, dot);

@@ -29,6 +29,7 @@ class EventEmitter<T> {
 const explicit: Record<string, unknown> = {
   Disposable,
   EventEmitter,
+  InlineCompletionTriggerKind: { Invoke: 0, Automatic: 1, 0: 'Invoke', 1: 'Automatic' },
   workspace: {
     getConfiguration(section?: string) {
       const prefix = section ? section + '.' : '';

@@ -3,15 +3,21 @@
 Resolves ``local.backend`` (probing the usual ports for ``auto``), picks the model and the template,
 owns the one shared ``httpx.AsyncClient``, and turns failures into a state the user can see:
 the first failure is reported once, later ones are quiet, and recovery is reported when it happens.
+
+``embedded`` runs a GGUF file in-process (``local.modelPath`` or the default model file); ``auto``
+falls back to it when no server answers and a model file is present. The model loads in the
+background: ``ensure()`` answers None (status "starting", "loading embedded model ...") until it is in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from typing import TYPE_CHECKING
 
@@ -21,6 +27,8 @@ from tandem_lsp.config import LocalSettings
 
 if TYPE_CHECKING:
     import httpx
+
+    from tandem_lsp.backends.embedded import EmbeddedBackend
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,8 @@ class LocalModel:
         self._template: FimTemplate | None = None
         self._last_probe = 0.0
         self._lock = asyncio.Lock()
+        self._embedded: EmbeddedBackend | None = None  # kept across re-probes: loading a model is not free
+        self._embedded_failed: dict[Path, tuple | None] = {}  # model file -> its signature when loading failed
         self.status = ModelStatus()
 
     @property
@@ -80,11 +90,19 @@ class LocalModel:
             self._backend = None
             self._template = None
             self._last_probe = 0.0
+            self._embedded_failed.clear()
+            embedded = self._embedded
+            if embedded is not None and (settings.backend not in ("auto", "embedded")
+                                         or (settings.model_path is not None
+                                             and Path(settings.model_path).expanduser() != embedded.path)):
+                self._drop_embedded()
 
     async def ensure(self) -> tuple[LocalBackend, FimTemplate] | None:
         """The backend and template to use now, or None when no local model server answers."""
         if self._backend is not None and self._template is not None:
             return self._backend, self._template
+        if self._backend is not None and not _loaded(self._backend):
+            return None  # the embedded model is still loading
         async with self._lock:
             if self._backend is None:
                 if time.monotonic() - self._last_probe < REPROBE_INTERVAL_S:
@@ -93,10 +111,16 @@ class LocalModel:
                 self._backend = await self._resolve()
                 if self._backend is None:
                     return None
+            if not _loaded(self._backend):
+                self._start_loading(self._backend)  # type: ignore[arg-type]
+                return None
             if self._template is None:
                 model = self.settings.model or await self._first_model(self._backend)
                 self._backend.model = model
                 self._template = pick_template(self.settings.fim_template, model)
+                if (self._template.is_chat and self.settings.fim_template == "auto"
+                        and getattr(self._backend, "fim_ids", None)):
+                    self._template = pick_template("qwen", model)  # the embedded model does native FIM
                 log.info(
                     "local model: %s at %s, model %s, FIM template %s",
                     self._backend.name, self._backend.endpoint, model or "(server default)", self._template.name,
@@ -113,15 +137,96 @@ class LocalModel:
         from tandem_lsp.backends.registry import make_backend
 
         kind = self.settings.backend
+        if kind == "embedded":
+            path = self._model_file()
+            if path is None:
+                self.report_failure(
+                    "local.backend is embedded but no model file is set: set local.modelPath to a GGUF file"
+                )
+                return None
+            return self._embedded_backend(path)
         if kind == "auto":
             backend = await probe(self.client)
             if backend is None:
+                path = self._model_file()
+                if path is not None and path.is_file():
+                    return self._embedded_backend(path)
                 self.report_failure(
                     "no local model server found (tried LM Studio :1234, Ollama :11434, llama.cpp :8080); "
                     "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`"
+                    + (f", or put a GGUF model at {path}" if path is not None else "")
                 )
             return backend
         return make_backend(kind, self.client, self.settings.endpoint)
+
+    # -- the embedded model ---------------------------------------------------------------------
+    def _model_file(self) -> Path | None:
+        """``local.modelPath``, else the default model file (None when there is none)."""
+        if self.settings.model_path:
+            return Path(self.settings.model_path).expanduser()
+        try:
+            from tandem_lsp.models import default_model_path
+        except ImportError:
+            return None
+        try:
+            path = default_model_path()
+        except Exception:  # a broken default must not stop completions from servers
+            log.debug("default_model_path failed", exc_info=True)
+            return None
+        return Path(path) if path is not None else None
+
+    def _embedded_backend(self, path: Path) -> EmbeddedBackend | None:
+        """The (kept) embedded backend for ``path``; None, quietly, while a failed file is unchanged."""
+        if path in self._embedded_failed:
+            if self._embedded_failed[path] == _signature(path):
+                return None  # already reported; retried when the file changes
+            del self._embedded_failed[path]
+        current = self._embedded
+        if current is not None and current.path == path and current.state in ("new", "loading", "ready"):
+            return current
+        if current is not None:
+            self._drop_embedded()
+        from tandem_lsp.backends.embedded import EmbeddedBackend
+
+        self._embedded = EmbeddedBackend(path)
+        return self._embedded
+
+    def _start_loading(self, backend: EmbeddedBackend) -> None:
+        if backend.state != "new":
+            return
+        task = backend.start_loading()
+        self._set_status(
+            ModelStatus(state="starting", backend=backend.name, endpoint=backend.endpoint, model=backend.model,
+                        detail=f"loading embedded model {backend.path.name}…"),
+            f"Tandem: loading the embedded model {backend.path.name}…",
+        )
+        task.add_done_callback(lambda t: self._finished_loading(backend, t))
+
+    def _finished_loading(self, backend: EmbeddedBackend, task: asyncio.Future) -> None:
+        if self._embedded is not backend:
+            return  # superseded by a settings change
+        error = BackendError("embedded: loading was cancelled") if task.cancelled() else task.exception()
+        if error is None:
+            self._set_status(
+                ModelStatus(state="ready", backend=backend.name, endpoint=backend.endpoint, model=backend.model,
+                            detail=f"loaded in {backend.load_ms or 0:.0f} ms"),
+                f"Tandem: embedded model {backend.path.name} loaded",
+            )
+            return
+        self._embedded_failed[backend.path] = _signature(backend.path)
+        self._embedded = None
+        if self._backend is backend:
+            self._backend = None
+            self._template = None
+        self.report_failure(str(error))
+
+    def _drop_embedded(self) -> None:
+        old, self._embedded = self._embedded, None
+        if old is not None:
+            try:
+                asyncio.get_running_loop().create_task(old.aclose())
+            except RuntimeError:  # no running loop: the worker thread is left to finish on its own
+                pass
 
     async def _first_model(self, backend: LocalBackend) -> str | None:
         try:
@@ -164,3 +269,19 @@ class LocalModel:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._embedded is not None:
+            embedded, self._embedded = self._embedded, None
+            await embedded.aclose()
+
+
+def _loaded(backend: LocalBackend) -> bool:
+    """False for an embedded backend whose model is not loaded (yet); True for servers."""
+    return getattr(backend, "state", "ready") == "ready"
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -1,0 +1,306 @@
+"""The embedded backend: a GGUF model run in-process with llama-cpp-python, no server needed.
+
+* ``llama_cpp`` is imported only when the model loads, and loading runs in a worker thread, so the
+  language server answers ``initialize`` at once; the manager starts ``load()`` in the background.
+* Native fill-in-the-middle: when the model declares FIM tokens, the prompt is built here as token
+  ids ``[FIM_PRE] prefix [FIM_SUF] suffix [FIM_MID]`` (llama-cpp-python's own ``suffix=`` path uses
+  wrong ids). Otherwise the template's prompt string is tokenized with special tokens.
+* Generation runs in one worker thread per backend (llama.cpp is not thread-safe) and streams text
+  back to the event loop through an ``asyncio.Queue``. Closing or cancelling the stream sets a
+  ``threading.Event`` the worker checks after every token, so it stops within one token.
+* Consecutive keystrokes share the prompt's start, and llama.cpp keeps it in its KV cache: only the
+  tokens after the first difference are evaluated again (``last_prompt_tokens_evaluated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from tandem_lsp.backends.base import BackendError
+from tandem_lsp.completion.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_N_CTX = 4096
+PREFIX_CUT_QUANTUM = 256  # a too-long prefix is cut in steps of this many tokens, so the cache survives typing
+SUFFIX_SHARE = 4  # the suffix gets at most 1/SUFFIX_SHARE of the prompt budget
+
+
+class EmbeddedBackend:
+    name = "embedded"
+
+    def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
+                 model: str | None = None):
+        self.path = Path(model_path).expanduser()
+        self.endpoint = str(self.path)
+        self.model = model or self.path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.state = "new"  # new | loading | ready | failed | closed
+        self.error: str | None = None
+        self.load_ms: float | None = None
+        self.fim_ids: tuple[int, int, int] | None = None  # (prefix, suffix, middle) token ids
+        # counters for tests and diagnostics
+        self.last_prompt_tokens: int = 0  # tokens in the last prompt
+        self.last_prompt_tokens_evaluated: int = 0  # of them, evaluated (the rest came from the KV cache)
+        self.tokens_generated: int = 0  # total tokens sampled, ever
+        self.tokens_after_stop: int = 0  # tokens sampled after a stream was closed (at most 1 per stream)
+        self.tokens_at_last_stop: int | None = None  # tokens_generated when a stream was last closed
+        self._llm: Any = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-embedded")
+        self._load_task: asyncio.Future | None = None
+        self._evaluated = 0  # tokens passed to llm.eval since the current generation started
+
+    # -- loading ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def start_loading(self) -> asyncio.Future:
+        """Start ``load()`` in the background (once); the returned future completes when it is done."""
+        if self._load_task is None:
+            self._load_task = asyncio.ensure_future(self.load())
+            self._load_task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved by the owner
+        return self._load_task
+
+    async def load(self) -> None:
+        """Load the model in the worker thread. Raises BackendError with a readable message on failure."""
+        if self.state == "ready":
+            return
+        self.state = "loading"
+        started = time.monotonic()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._load_sync)
+        except BackendError as exc:
+            self.state, self.error = "failed", str(exc)
+            raise
+        except Exception as exc:
+            self.state, self.error = "failed", f"embedded: cannot load {self.path}: {exc}"
+            raise BackendError(self.error) from exc
+        self.load_ms = (time.monotonic() - started) * 1000
+        self.state = "ready"
+        log.info("embedded model %s loaded in %.0f ms (context %d, native FIM %s)",
+                 self.path, self.load_ms, self.n_ctx, "yes" if self.fim_ids else "no")
+
+    def _load_sync(self) -> None:
+        path = self.path
+        if not path.is_file():
+            raise BackendError(f"embedded: model file not found: {path}")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise BackendError(f"embedded: {path} is not a GGUF model file")
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise BackendError(
+                "embedded: llama-cpp-python is not installed (pip install 'llama-cpp-python>=0.3,<0.4')"
+            ) from exc
+        kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False, "n_gpu_layers": 0}
+        if self.n_threads:
+            kwargs["n_threads"] = self.n_threads
+        try:
+            llm = llama_cpp.Llama(str(path), **kwargs)
+        except Exception as exc:
+            raise BackendError(f"embedded: cannot load {path}: {exc} (a corrupt or unsupported GGUF file?)") from exc
+        self.n_ctx = llm.n_ctx()
+        self.fim_ids = _fim_ids(llm)
+
+        original_eval = llm.eval
+
+        def counting_eval(tokens):  # counts the tokens llama.cpp really evaluates
+            self._evaluated += len(tokens)
+            return original_eval(tokens)
+
+        llm.eval = counting_eval
+        self._llm = llm
+
+    # -- the protocol ------------------------------------------------------------------------------
+    async def health(self, timeout: float = 1.0) -> bool:
+        return self.ready
+
+    async def list_models(self, timeout: float = 2.0) -> list[str]:
+        return [self.path.stem]
+
+    async def stream(self, req: GenerationRequest) -> AsyncIterator[str]:
+        if self.state != "ready":
+            if self.state == "failed":
+                raise BackendError(self.error or "embedded: the model failed to load")
+            raise BackendError(f"embedded: the model is not loaded yet ({self.path.name})")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(kind: str, value: Any = None) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        job = loop.run_in_executor(self._executor, self._generate, req, stop, put)
+        job.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are reported through the queue
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "text":
+                    yield value
+                elif kind == "error":
+                    raise BackendError(value)
+                else:
+                    return
+        finally:
+            if not stop.is_set():
+                stop.set()  # closed or cancelled: the worker stops after the token in progress
+                self.tokens_at_last_stop = self.tokens_generated
+
+    async def idle(self) -> None:
+        """Wait until the worker thread has finished everything queued before this call."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
+
+    async def aclose(self) -> None:
+        """Free the model (after any generation in progress stops)."""
+        self.state = "closed"
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, llm.close)
+        self._executor.shutdown(wait=False)
+
+    # -- the worker thread ---------------------------------------------------------------------
+    def prompt_tokens(self, req: GenerationRequest, budget: int | None = None) -> list[int]:
+        """The prompt as token ids (worker thread only): native FIM when the model has FIM tokens."""
+        llm = self._llm
+        if budget is None:
+            budget = max(16, self.n_ctx - max(1, req.max_tokens) - 1)
+        if self.fim_ids is not None:
+            pre, suf, mid = self.fim_ids
+            prefix = llm.tokenize(req.prefix.encode("utf-8"), add_bos=False, special=False)
+            suffix = llm.tokenize(req.suffix.encode("utf-8"), add_bos=False, special=False)
+            room = budget - 3
+            if len(prefix) + len(suffix) > room:  # the suffix keeps its share, or all the prefix leaves
+                suffix = suffix[: max(room // SUFFIX_SHARE, room - len(prefix))]
+            keep = room - len(suffix)
+            if len(prefix) > keep:
+                # cut from the start in fixed steps, so that the kept tokens stay put while typing
+                cut = len(prefix) - keep
+                cut = -(-cut // PREFIX_CUT_QUANTUM) * PREFIX_CUT_QUANTUM
+                prefix = prefix[min(cut, len(prefix)) :]
+            return [pre, *prefix, suf, *suffix, mid]
+        text = req.prompt
+        if not text and req.messages:
+            text = "\n\n".join(str(m.get("content", "")) for m in req.messages) + "\n"
+        if not text:
+            text = req.prefix
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+        if len(tokens) > budget:
+            tokens = tokens[len(tokens) - budget :]
+        return tokens
+
+    def _generate(self, req: GenerationRequest, stop: threading.Event, put: Callable[..., None]) -> None:
+        if stop.is_set():
+            put("done")
+            return
+        llm = self._llm
+        if llm is None:
+            put("error", "embedded: the model was closed")
+            return
+        try:
+            import llama_cpp
+
+            tokens = self.prompt_tokens(req)
+            self.last_prompt_tokens = len(tokens)
+            self._evaluated = 0
+            first = True
+            deadline = time.monotonic() + req.timeout_ms / 1000.0 if req.timeout_ms else None
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+            generated: list[int] = []
+            emitted = b""
+            text = ""
+            sent = 0  # text[:sent] went to the consumer; the rest may be the start of a stop string
+            vocab = llm._model.vocab
+            for token in llm.generate(tokens, temp=max(0.0, req.temperature), top_k=40, top_p=0.95, min_p=0.05,
+                                      repeat_penalty=1.0):
+                if first:
+                    self.last_prompt_tokens_evaluated = self._evaluated
+                    first = False
+                self.tokens_generated += 1
+                if stop.is_set():
+                    self.tokens_after_stop += 1
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                generated.append(token)
+                data = llm.detokenize(generated)
+                if data.startswith(emitted):
+                    chunk = decoder.decode(data[len(emitted) :])
+                else:  # the detokenizer changed earlier bytes (rare): emit only what follows
+                    chunk = ""
+                emitted = data
+                if chunk:
+                    text += chunk
+                    hit = _first_stop(text, req.stop)
+                    if hit is not None:
+                        if hit > sent:
+                            put("text", text[sent:hit])
+                        sent = len(text)
+                        break
+                    safe = len(text) - _partial_stop(text, req.stop)
+                    if safe > sent:
+                        put("text", text[sent:safe])
+                        sent = safe
+                if len(generated) >= req.max_tokens or stop.is_set():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                if llm.n_tokens + 1 >= self.n_ctx:
+                    break  # the context is full
+            if first:
+                self.last_prompt_tokens_evaluated = self._evaluated
+            tail = text[sent:] + decoder.decode(b"", final=True)
+            if tail and not stop.is_set():
+                put("text", tail)
+            put("done")
+        except Exception as exc:
+            log.debug("embedded generation failed", exc_info=True)
+            put("error", f"embedded: generation failed: {exc}")
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(found) if found else None
+
+
+def _partial_stop(text: str, stops: list[str]) -> int:
+    """The length of the longest end of ``text`` that begins a stop string (held back until known)."""
+    longest = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:k]):
+                longest = k
+                break
+    return longest
+
+
+def _fim_ids(llm: Any) -> tuple[int, int, int] | None:
+    """The model's (FIM prefix, FIM suffix, FIM middle) token ids, or None when it has none."""
+    try:
+        ids = (llm._model.token_prefix(), llm._model.token_suffix(), llm._model.token_middle())
+    except Exception:  # noqa: BLE001 - an older binding
+        ids = (-1, -1, -1)
+    if all(i is not None and i >= 0 for i in ids):
+        return ids  # type: ignore[return-value]
+    meta = getattr(llm, "metadata", {}) or {}
+    keys = ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.fim_mid_token_id")
+    try:
+        ids = tuple(int(meta[k]) for k in keys)
+    except (KeyError, ValueError):
+        return None
+    return ids if all(i >= 0 for i in ids) else None  # type: ignore[return-value]

@@ -1,0 +1,316 @@
+"""The embedded backend (llama-cpp-python in-process) on a tiny generated GGUF model: loading, native
+FIM, streaming, cancellation, the KV-cache prefix reuse, failures, the manager's background loading,
+and one end-to-end completion through the real language server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import types as pytypes
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gguf")
+
+from tandem_lsp.backends import manager as manager_mod
+from tandem_lsp.backends.base import BackendError
+from tandem_lsp.backends.embedded import EmbeddedBackend
+from tandem_lsp.backends.manager import LocalModel
+from tandem_lsp.completion.request import GenerationRequest
+from tandem_lsp.config import LocalSettings
+
+from tests.fakes.tiny_gguf import tiny_vocab, write_tiny_gguf
+
+PREFIX = "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n    return "
+SUFFIX = "\n\n\ndef sub(a, b):\n    return a - b\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-coder.gguf")
+
+
+@pytest.fixture
+async def backend(tiny_model):
+    b = EmbeddedBackend(tiny_model, n_ctx=2048)
+    await b.load()
+    yield b
+    await b.aclose()
+
+
+def request(prefix: str = PREFIX, suffix: str = SUFFIX, **kw) -> GenerationRequest:
+    kw.setdefault("max_tokens", 16)
+    kw.setdefault("timeout_ms", 10_000)
+    return GenerationRequest(prefix=prefix, suffix=suffix, prompt="", **kw)
+
+
+async def collect(b: EmbeddedBackend, req: GenerationRequest) -> list[str]:
+    return [chunk async for chunk in b.stream(req)]
+
+
+# --- the model and its FIM tokens ----------------------------------------------------------------
+
+def test_tiny_model_is_small_and_deterministic(tmp_path, tiny_model):
+    assert tiny_model.stat().st_size < 1_000_000
+    again = write_tiny_gguf(tmp_path / "again.gguf")
+    assert again.read_bytes() == tiny_model.read_bytes()
+
+
+async def test_fim_token_ids_found(backend, tiny_model):
+    tokens, _, _ = tiny_vocab()
+    ids = {t: i for i, t in enumerate(tokens)}
+    assert backend.fim_ids == (ids["<|fim_prefix|>"], ids["<|fim_suffix|>"], ids["<|fim_middle|>"])
+    assert await backend.health() is True
+    assert await backend.list_models() == ["tiny-coder"]
+    assert backend.name == "embedded" and backend.model == "tiny-coder" and backend.endpoint == str(tiny_model)
+
+
+async def test_native_fim_prompt_uses_the_models_tokens(backend):
+    pre, suf, mid = backend.fim_ids
+    req = request(prefix="x = <|fim_suffix|>", suffix="y")  # special-looking text stays plain text
+    tokens = await asyncio.get_running_loop().run_in_executor(backend._executor, backend.prompt_tokens, req)
+    assert tokens[0] == pre and tokens[-1] == mid
+    assert tokens.count(suf) == 1  # the literal "<|fim_suffix|>" in the prefix was not parsed as a token
+    assert backend._llm.detokenize(tokens[1 : tokens.index(suf)]) == b"x = <|fim_suffix|>"
+
+
+async def test_long_prompts_are_cut_to_the_context(backend):
+    req = request(prefix="a = 1\n" * 2000, suffix="b = 2\n" * 2000, max_tokens=64)
+    tokens = await asyncio.get_running_loop().run_in_executor(backend._executor, backend.prompt_tokens, req)
+    assert len(tokens) <= backend.n_ctx - 64
+    chunks = await collect(backend, req)
+    assert "".join(chunks)
+
+
+# --- streaming -----------------------------------------------------------------------------------
+
+async def test_streaming_yields_text_chunks(backend):
+    before = backend.tokens_generated
+    chunks = await collect(backend, request(max_tokens=24))
+    assert len(chunks) >= 2 and all(isinstance(c, str) and c for c in chunks)
+    text = "".join(chunks)
+    assert text.isprintable() or all(c.isprintable() or c == "\n" for c in text)
+    assert 2 <= backend.tokens_generated - before <= 25
+
+
+async def test_stop_strings_end_the_stream(backend):
+    text = "".join(await collect(backend, request(max_tokens=40)))
+    stop = text[5:7]
+    cut = "".join(await collect(backend, request(max_tokens=40, stop=[stop])))
+    assert cut == text[: text.index(stop)]
+
+
+async def test_cancellation_stops_within_one_token(backend):
+    req = request(max_tokens=1900, timeout_ms=60_000)
+    chunks: list[str] = []
+    got_some = asyncio.Event()
+
+    async def consume():
+        async for chunk in backend.stream(req):
+            chunks.append(chunk)
+            if len(chunks) >= 3:
+                got_some.set()
+
+    before = backend.tokens_generated
+    task = asyncio.ensure_future(consume())
+    await asyncio.wait_for(got_some.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await backend.idle()
+    assert backend.tokens_at_last_stop is not None
+    assert backend.tokens_generated - backend.tokens_at_last_stop <= 1
+    assert backend.tokens_generated - before < 1000  # nowhere near max_tokens
+
+
+async def test_closing_the_generator_stops_within_one_token(backend):
+    stream = backend.stream(request(max_tokens=1900, timeout_ms=60_000))
+    first = await stream.__anext__()
+    assert first
+    await stream.aclose()
+    await backend.idle()
+    assert backend.tokens_generated - backend.tokens_at_last_stop <= 1
+
+
+async def test_prefix_cache_is_reused_between_keystrokes(backend):
+    prefix = "import os\n\n" + "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(12)) + "value = f3("
+    await collect(backend, request(prefix="unrelated = 1\n", max_tokens=4))  # something else in the cache
+    await collect(backend, request(prefix=prefix, max_tokens=4))
+    first = backend.last_prompt_tokens_evaluated
+    assert first >= backend.last_prompt_tokens - 1 > 300  # only [FIM_PRE] was shared with the prompt before
+    await collect(backend, request(prefix=prefix + "2", max_tokens=4))
+    second = backend.last_prompt_tokens_evaluated
+    assert second < first / 10, (first, second)
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+async def test_missing_file_is_a_clear_error(tmp_path):
+    b = EmbeddedBackend(tmp_path / "nope.gguf")
+    with pytest.raises(BackendError, match="model file not found: .*nope.gguf"):
+        await b.load()
+    assert b.state == "failed" and await b.health() is False
+    with pytest.raises(BackendError, match="not found"):
+        await collect(b, request())
+    await b.aclose()
+
+
+@pytest.mark.parametrize("kind", ["random", "gguf-magic", "truncated"])
+async def test_corrupt_file_is_a_clear_error(tmp_path, tiny_model, kind):
+    path = tmp_path / "bad.gguf"
+    if kind == "random":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "gguf-magic":
+        path.write_bytes(b"GGUF" + os.urandom(4096))
+    else:
+        path.write_bytes(tiny_model.read_bytes()[:50_000])
+    b = EmbeddedBackend(path)
+    with pytest.raises(BackendError, match="bad.gguf") as err:
+        await b.load()
+    assert "not a GGUF" in str(err.value) or "cannot load" in str(err.value)
+    await b.aclose()
+
+
+# --- the manager ---------------------------------------------------------------------------------
+
+class Recorder:
+    def __init__(self):
+        self.statuses: list = []
+        self.messages: list[str] = []
+
+    def __call__(self, status, message):
+        self.statuses.append(status)
+        if message:
+            self.messages.append(message)
+
+
+async def wait_resolved(model: LocalModel, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resolved = await model.ensure()
+        if resolved is not None:
+            return resolved
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not resolved: {model.status}")
+
+
+async def test_manager_loads_the_embedded_model_in_the_background(tiny_model, monkeypatch):
+    monkeypatch.setattr(manager_mod, "REPROBE_INTERVAL_S", 0.0)
+    rec = Recorder()
+    model = LocalModel(LocalSettings(backend="embedded", model_path=str(tiny_model)), on_status=rec)
+    started = time.monotonic()
+    assert await model.ensure() is None  # loading has only started
+    assert time.monotonic() - started < 0.5
+    assert model.status.state == "starting" and "loading embedded model tiny-coder.gguf" in model.status.detail
+    assert any("loading the embedded model" in m for m in rec.messages)
+    backend, template = await wait_resolved(model)
+    assert backend.name == "embedded" and backend.endpoint == str(tiny_model)
+    assert template.name == "qwen"
+    assert model.status.state == "ready" and model.status.model == "tiny-coder"
+    assert any("loaded" in m for m in rec.messages)
+    chunks = [c async for c in backend.stream(request(max_tokens=8))]
+    assert chunks
+    # a generation failure does not reload the model
+    model.report_failure("no answer within local.timeoutMs")
+    assert (await model.ensure())[0] is backend
+    await model.aclose()
+
+
+async def test_manager_reports_a_load_failure_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(manager_mod, "REPROBE_INTERVAL_S", 0.0)
+    rec = Recorder()
+    model = LocalModel(LocalSettings(backend="embedded", model_path=str(tmp_path / "missing.gguf")), on_status=rec)
+    assert await model.ensure() is None
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        assert await model.ensure() is None
+        if model.status.state == "down":
+            break
+    for _ in range(5):
+        assert await model.ensure() is None
+    assert model.status.state == "down" and "missing.gguf" in model.status.detail
+    failures = [m for m in rec.messages if "unavailable" in m]
+    assert len(failures) == 1 and "model file not found" in failures[0]
+    await model.aclose()
+
+
+async def test_manager_embedded_without_a_model_file(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tandem_lsp.models", None)  # the models module is absent
+    rec = Recorder()
+    model = LocalModel(LocalSettings(backend="embedded"), on_status=rec)
+    assert await model.ensure() is None
+    assert model.status.state == "down" and "local.modelPath" in model.status.detail
+    await model.aclose()
+
+
+async def test_auto_falls_back_to_the_default_model_file(tiny_model, monkeypatch):
+    from tandem_lsp.backends import auto
+
+    async def no_server(client, *args, **kwargs):
+        return None
+
+    monkeypatch.setattr(auto, "probe", no_server)
+    fake_models = pytypes.ModuleType("tandem_lsp.models")
+    fake_models.default_model_path = lambda: tiny_model
+    monkeypatch.setitem(sys.modules, "tandem_lsp.models", fake_models)
+    monkeypatch.setattr(manager_mod, "REPROBE_INTERVAL_S", 0.0)
+    model = LocalModel(LocalSettings(backend="auto"))
+    backend, _ = await wait_resolved(model)
+    assert backend.name == "embedded" and backend.path == tiny_model
+    await model.aclose()
+
+
+async def test_auto_without_server_or_model_file_reports_no_server(tmp_path, monkeypatch):
+    from tandem_lsp.backends import auto
+
+    async def no_server(client, *args, **kwargs):
+        return None
+
+    monkeypatch.setattr(auto, "probe", no_server)
+    model = LocalModel(LocalSettings(backend="auto", model_path=str(tmp_path / "absent.gguf")))
+    assert await model.ensure() is None
+    assert model.status.state == "down" and "no local model server found" in model.status.detail
+    await model.aclose()
+
+
+# --- end to end through the language server ------------------------------------------------------
+
+async def test_end_to_end_inline_completion(tiny_model):
+    from lsprotocol import types
+    from pytest_lsp import ClientServerConfig, client_capabilities
+
+    config = ClientServerConfig(server_command=[sys.executable, "-m", "tandem_lsp"], server_env={**os.environ})
+    client = await config.start()
+    try:
+        started = time.monotonic()
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities("visual-studio-code"),
+                initialization_options={"local": {"backend": "embedded", "modelPath": str(tiny_model)},
+                                        "completion": {"debounceMs": 0}},
+                root_uri="file:///project",
+            )
+        )
+        assert time.monotonic() - started < 10  # answered without waiting for the model
+        uri = "file:///project/calc.py"
+        text = "def add(a, b):\n    return \n"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+        deadline = time.monotonic() + 30
+        items = []
+        while time.monotonic() < deadline and not items:
+            result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=1, character=11),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            ))
+            items = (result.items if isinstance(result, types.InlineCompletionList) else result) or []
+            if not items:
+                await asyncio.sleep(0.2)
+        assert items and isinstance(items[0].insert_text, str) and items[0].insert_text
+        await client.shutdown_session()
+    finally:
+        await client.stop()
