@@ -110,3 +110,28 @@ def test_demo_without_a_local_model_prints_how_to_start_one(tmp_path):
 def test_the_sample_project_ships_in_the_package(name):
     files = demo.sample_project_files()
     assert name in files and "def median" in files["stats.py"]
+
+
+def test_demo_with_the_embedded_model_and_no_server(tmp_path):
+    """Nothing listens anywhere, but a model was pulled: `auto` loads it in-process (the tiny test
+    model writes noise, so this checks the mechanics: found, loaded, suggestions, local answer)."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    from tests.fakes.tiny_gguf import write_tiny_gguf
+
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    write_tiny_gguf(models / "qwen2.5-coder-0.5b-q8_0.gguf")
+    (models / "default.txt").write_text("qwen2.5-coder-0.5b-q8_0\n")
+    record = tmp_path / "out.json"
+    (tmp_path / "state").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env.update(TANDEM_AUTO_ENDPOINTS=f"openai={CLOSED}/v1,ollama={CLOSED},llamacpp={CLOSED}",
+               TANDEM_STATE_DIR=str(tmp_path / "state"), TANDEM_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.run([*demo_command(), "--record", str(record), "--speed", "10"], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = json.loads(record.read_text())
+    assert rec["localModel"]["backend"] == "embedded" and rec["localModel"]["state"] in ("ready", "slow")
+    assert rec["stats"]["completions"]["model_calls"] >= 1
+    assert rec["explainFailure"]["tier"] == "local" and rec["stats"]["local"]["calls"] >= 1
