@@ -30,6 +30,7 @@ from pygls.lsp.client import LanguageClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tandem_lsp.demo import position_at  # noqa: E402  (UTF-16 positions, as editors send them)
 from tests.fakes.model_server import FakeModelServer  # noqa: E402
 
 WORD_GAP_S = 0.055
@@ -74,11 +75,6 @@ def keystrokes(region: str) -> list[tuple[str, float]]:
         keys.append((ch, gap))
         i += 1
     return keys
-
-
-def position_at(text: str, offset: int) -> types.Position:
-    line = text.count("\n", 0, offset)
-    return types.Position(line=line, character=offset - (text.rfind("\n", 0, offset) + 1))
 
 
 async def start_server(client: LanguageClient, *cmd: str) -> asyncio.Task:
