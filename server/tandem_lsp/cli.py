@@ -12,7 +12,11 @@ import sys
 from tandem_lsp import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+TOOLS = ("doctor", "models", "demo")
+
+
+def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
+    """The parser; without ``with_tools`` the sub-commands whose modules cost start-up time are left out."""
     parser = argparse.ArgumentParser(
         prog="tandem-lsp",
         description="Tandem language server: local-model completions on every keystroke, the cloud for hard problems.",
@@ -31,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--model", help="override local.model")
     doctor.add_argument("--fim-template", help="override local.fimTemplate")
     doctor.add_argument("--settings", metavar="JSON", help="a `tandem` settings tree as JSON")
-    from tandem_lsp import models
-    from tandem_lsp.demo import add_parser as add_demo_parser
+    if with_tools:
+        from tandem_lsp import models
+        from tandem_lsp.demo import add_parser as add_demo_parser
 
-    models.add_parser(sub)
-    add_demo_parser(sub)
+        models.add_parser(sub)
+        add_demo_parser(sub)
     return parser
 
 
@@ -56,7 +61,9 @@ def setup_logging(log_file: str | None, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    with_tools = any(w in TOOLS or w in ("-h", "--help") for w in words)
+    args = build_parser(with_tools).parse_args(argv)
     setup_logging(args.log_file, args.verbose)
     if args.command == "doctor":
         from tandem_lsp.doctor import run_doctor

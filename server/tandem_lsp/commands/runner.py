@@ -22,8 +22,11 @@ from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.request import GenerationRequest
 from tandem_lsp.config import Settings
 from tandem_lsp.ledger import Ledger
-from tandem_lsp.privacy import PrivacyGate
-from tandem_lsp.router import CircuitBreaker, CloudState, decide
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when the first command runs: the server starts without them
+    from tandem_lsp.privacy import PrivacyGate
+    from tandem_lsp.router import CircuitBreaker, CloudState
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class Runner:
     model: LocalModel
     ledger: Ledger
     workspace_root: Callable[[], str | None] = lambda: None
-    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    breaker: CircuitBreaker = field(default_factory=lambda: _new_breaker())
     cloud_factory: Callable[..., object] | None = None  # builds the cloud backend; default AnthropicBackend
     redacted: int = field(default=0, init=False)  # secrets redacted before cloud calls, since start
     blocked_files: int = field(default=0, init=False)  # never-send files left out, since start
@@ -78,6 +81,8 @@ class Runner:
     _cloud_key: tuple | None = field(default=None, init=False, repr=False)
 
     def cloud_state(self) -> CloudState:
+        from tandem_lsp.router import CloudState
+
         cs = self.settings().cloud
         return CloudState(
             enabled=cs.enabled,
@@ -100,6 +105,8 @@ class Runner:
     ) -> CommandResult:
         context_chars = sum(len(p.text) for p in parts)
         files = len({p.uri for p in parts if p.uri})
+        from tandem_lsp.router import decide
+
         decision = decide(task, prompt=prompt, context_chars=context_chars, files=max(files, 1), cloud=self.cloud_state())
         route = {"tier": decision.tier, "reason": decision.reason}
         fallback = decision.fallback_reason
@@ -114,6 +121,8 @@ class Runner:
     # -- tiers --------------------------------------------------------------------------------
     async def _cloud(self, task, system, parts, on_text, route) -> CommandResult:
         settings = self.settings()
+        from tandem_lsp.privacy import PrivacyGate
+
         gate = PrivacyGate(settings.privacy, self.workspace_root())
         user = render(parts, gate)
         system = gate.scrub(system)
@@ -195,6 +204,12 @@ class Runner:
         self.ledger.record(tier="local", task=task, model=model, input_tokens=_tokens(system) + _tokens(user),
                            output_tokens=_tokens(text), latency_ms=latency_ms, fallback_reason=fallback)
         return text, model
+
+
+def _new_breaker():
+    from tandem_lsp.router import CircuitBreaker
+
+    return CircuitBreaker()
 
 
 class CloudFailure(Exception):

@@ -18,7 +18,6 @@ from lsprotocol import types
 
 from tandem_lsp.commands import ask, code_actions, explain_failure, plan_refactor
 from tandem_lsp.commands.runner import CommandResult, LocalFailure
-from tandem_lsp.ledger import state_dir
 from tandem_lsp.lsp.protocol import COMMAND_REQUEST
 
 log = logging.getLogger(__name__)
@@ -102,6 +101,8 @@ async def show_result(ls, name: str, result: CommandResult) -> None:
     if window is None or window.show_document is None or not window.show_document.support:
         return
     try:
+        from tandem_lsp.ledger import state_dir
+
         folder = state_dir() / "results"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{name.split('.')[-1]}.md"
