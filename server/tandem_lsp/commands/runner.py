@@ -21,10 +21,10 @@ from tandem_lsp.backends.base import BackendError
 from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.request import GenerationRequest
 from tandem_lsp.config import Settings
-from tandem_lsp.ledger import Ledger
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when the first command runs: the server starts without them
+    from tandem_lsp.ledger import Ledger
     from tandem_lsp.privacy import PrivacyGate
     from tandem_lsp.router import CircuitBreaker, CloudState
 

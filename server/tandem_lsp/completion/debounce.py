@@ -7,7 +7,6 @@ clamped so a slow typist never waits long and a fast one never floods the model.
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 
 MIN_MS = 60.0
@@ -39,4 +38,11 @@ class Debouncer:
             return float(self.setting)
         if len(self._gaps) < 3:
             return INITIAL_MS
-        return min(MAX_MS, max(MIN_MS, statistics.median(self._gaps) * GAP_FACTOR))
+        return min(MAX_MS, max(MIN_MS, _median(self._gaps) * GAP_FACTOR))
+
+
+def _median(values) -> float:
+    """The median (``statistics`` would import ``decimal`` and ``fractions`` at start-up for this)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
