@@ -353,21 +353,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-latency", type=float, default=0.0)
     parser.add_argument("--fault", choices=[f for f in FAULTS if f])
     args = parser.parse_args(argv)
-    server = FakeAnthropicServer(
+    FakeAnthropicServer(
         args.reply,
         api_key=args.api_key,
         chunk_size=args.chunk_size,
         token_latency=args.token_latency,
         fault=args.fault,
         port=args.port,
-    ).start()
-    print(f"READY {server.url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    ).serve_forever()
 
 
 if __name__ == "__main__":

@@ -258,6 +258,22 @@ class FakeHttpServer:
     def fault(self, value: str | None) -> None:
         self._check_fault(value)
         self._fault = value
+        if self._loop is not None:
+            self._fault_changed(value)
+
+    def _fault_changed(self, value: str | None) -> None:
+        """Hook for faults that change the listening socket itself."""
+
+    def serve_forever(self) -> None:
+        """For the command lines: start, say where, serve until interrupted or killed."""
+        self.start()
+        print(f"READY {self.url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -376,16 +392,8 @@ class FakeModelServer(FakeHttpServer):
             self._call(self._listen(False))
         return self
 
-    @property
-    def fault(self) -> str | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, value: str | None) -> None:
-        self._check_fault(value)
-        self._fault = value
-        if self._loop is not None:
-            self._call(self._listen(value != "down"))
+    def _fault_changed(self, value: str | None) -> None:
+        self._call(self._listen(value != "down"))  # "down" refuses connections; anything else listens
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -468,21 +476,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", choices=[f for f in FAULTS if f])
     parser.add_argument("--model", action="append", dest="models", help="repeatable")
     args = parser.parse_args(argv)
-    server = FakeModelServer(
+    FakeModelServer(
         args.completion,
         first_token_latency=args.first_token_latency,
         token_latency=args.token_latency,
         fault=args.fault,
         models=args.models,
         port=args.port,
-    ).start()
-    print(f"READY {server.url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    ).serve_forever()
 
 
 if __name__ == "__main__":
