@@ -65,8 +65,15 @@ Start one of these, then run `tandem-lsp demo` again (`tandem-lsp doctor` checks
               ollama pull qwen2.5-coder:1.5b-base
   llama.cpp:  llama-server --fim-qwen-1.5b-default
   LM Studio:  load qwen2.5-coder-1.5b (a base model), then start its server: lms server start
-  embedded:   tandem-lsp models pull qwen2.5-coder-1.5b-q8_0
+  embedded:   {embedded}tandem-lsp models pull qwen2.5-coder-1.5b-q8_0   (no server needed; 1.6 GB)
 """
+
+
+def _embedded_install_hint() -> str:
+    """The pip command the embedded line needs first when llama-cpp-python is not installed."""
+    import importlib.util
+
+    return "" if importlib.util.find_spec("llama_cpp") else "pip install 'tandem-lsp[embedded]' && "
 
 SOURCE_LABELS = {"model": "model", "cache": "typed-through cache", "inflight": "in-flight reuse"}
 
@@ -405,7 +412,8 @@ class Demo:
         self.status = st
         if not st.get("backend") or st.get("state") == "down" or loading(st):
             detail = st.get("detail") or ""
-            say(START_COMMANDS.format(detail=f" ({detail})" if detail else ""))
+            say(START_COMMANDS.format(detail=f" ({detail})" if detail else "",
+                                      embedded=_embedded_install_hint()))
             return False
         state = "found" if st.get("state") == "starting" else st.get("state")
         say(f"Local model: {st.get('model') or '(server default)'} on {st.get('backend')} at {st.get('endpoint')} "

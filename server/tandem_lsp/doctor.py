@@ -107,4 +107,8 @@ def run_doctor(args) -> int:
     print("\nNo usable local model. Start one of these, then run `tandem-lsp doctor` again:")
     for name, command in START_COMMANDS:
         print(f"  {name:<10} {command}")
+    from tandem_lsp.demo import _embedded_install_hint
+    from tandem_lsp.models import RECOMMENDED
+
+    print(f"  {'embedded':<10} {_embedded_install_hint()}tandem-lsp models pull {RECOMMENDED}    (no server needed)")
     return 1

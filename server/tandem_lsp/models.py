@@ -16,16 +16,24 @@ Downloads
     Progress (bytes, %, speed) is plain text on stderr. The connect timeout is short, so being offline fails
     at once with a hint on placing a GGUF by hand.
 
-Honesty about the catalogue
-    This module was written without internet access. The repositories and file names follow bartowski's
-    naming for the *base* (not instruct) Qwen2.5-Coder GGUF repos (``bartowski/Qwen2.5-Coder-1.5B-GGUF``,
-    file ``Qwen2.5-Coder-1.5B-Q8_0.gguf``) from memory and have not been checked; the sizes are
-    approximate (used for display and the free-space check only; the server's Content-Length is what
-    counts); and the sha256 digests are unknown, so every entry has ``sha256=None``. For such an entry
-    ``pull`` downloads, prints the computed digest and refuses to install it (the complete ``.part`` is
-    kept, exit 1) unless ``--no-verify`` is given, or ``--sha256 HEX`` supplies the expected digest.
-    Re-running with ``--no-verify`` does not download again. A known digest is always checked.
-    Fill in real digests (and fix any URL) once they have been checked against Hugging Face.
+The catalogue and its digests
+    Every entry is a *base* (not instruct) Qwen2.5-Coder GGUF, pinned to a Hugging Face commit, so the
+    bytes behind a URL cannot change. The Q8_0 files are ggml-org's (the ones llama.cpp's own
+    ``--fim-qwen-*-default`` presets use); the Q4_K_M files come from bartowski and QuantFactory.
+    Hugging Face itself was not reachable when this was written; the revisions, sizes and sha256
+    digests were taken from public projects that pin the same files and check them (the 1.5B Q8_0 digest
+    from two independent ones), so each is recorded in the entry with ``sha256_source``.
+
+    ``pull`` asks the server first (one HEAD request, redirects not followed): Hugging Face answers a
+    ``/resolve/`` URL with ``X-Linked-Etag``, the sha256 of the LFS file, and ``X-Linked-Size``; where
+    that header is missing it asks ``/api/models/<repo>/tree/<revision>`` (``lfs.oid``). Then:
+    - catalogue digest and server digest agree, or only one is known: that digest is checked;
+    - they disagree: nothing is downloaded and the message shows both (run again with ``--sha256``
+      to choose one);
+    - neither is known (a mirror that sends no metadata): ``pull`` downloads, prints the digest and
+      refuses to install it (the complete ``.part`` is kept, exit 1) unless ``--no-verify`` or
+      ``--sha256 HEX`` is given; re-running does not download again.
+    A 404 from the HEAD request fails at once, before any download, with the URL that was asked.
 
 Tests
     ``TANDEM_MODELS_URL=http://127.0.0.1:PORT/`` replaces the scheme and host of every catalogue URL (the
@@ -58,35 +66,61 @@ class ModelEntry:
     name: str  # catalogue name, also the local file stem: <models>/<name>.gguf
     file: str  # file name in the upstream repository
     url: str  # download URL
-    size: int  # approximate size in bytes (display and free-space check only)
-    sha256: str | None  # expected digest; None = not known
+    size: int  # size in bytes (exact where known; display and the free-space check only)
+    sha256: str | None  # expected digest; None = not pinned (taken from the server's metadata)
     quant: str  # e.g. "Q8_0"
     params: str  # e.g. "1.5B"
+    repo: str = ""  # Hugging Face repository, e.g. "ggml-org/Qwen2.5-Coder-1.5B-Q8_0-GGUF"
+    revision: str = ""  # the commit the URL is pinned to
+    sha256_source: str = ""  # where the pinned digest was read
 
 
-def _entry(params: str, quant: str, size: int) -> ModelEntry:
-    repo = f"bartowski/Qwen2.5-Coder-{params}-GGUF"
-    file = f"Qwen2.5-Coder-{params}-{quant}.gguf"
+def _hf(params: str, quant: str, repo: str, revision: str, file: str, size: int, sha256: str | None,
+        source: str) -> ModelEntry:
     return ModelEntry(
         name=f"qwen2.5-coder-{params.lower()}-{quant.lower()}",
         file=file,
-        url=f"https://huggingface.co/{repo}/resolve/main/{file}",
+        url=f"https://huggingface.co/{repo}/resolve/{revision}/{file}",
         size=size,
-        sha256=None,  # not known (written offline): see the module docstring
+        sha256=sha256,
         quant=quant,
         params=params,
+        repo=repo,
+        revision=revision,
+        sha256_source=source,
     )
 
+
+# The recommended default: llama.cpp's own CPU FIM preset, digest seen in two independent projects.
+RECOMMENDED = "qwen2.5-coder-1.5b-q8_0"
+SMALLEST = "qwen2.5-coder-0.5b-q8_0"
 
 CATALOGUE: dict[str, ModelEntry] = {
     e.name: e
     for e in (
-        _entry("0.5B", "Q8_0", 531_000_000),
-        _entry("0.5B", "Q4_K_M", 398_000_000),
-        _entry("1.5B", "Q8_0", 1_650_000_000),
-        _entry("1.5B", "Q4_K_M", 986_000_000),
-        _entry("3B", "Q8_0", 3_290_000_000),
-        _entry("3B", "Q4_K_M", 1_930_000_000),
+        _hf("0.5B", "Q8_0", "ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF", "5788aee90e725673490be18f553d234feaa8303d",
+            "qwen2.5-coder-0.5b-q8_0.gguf", 531_068_128,
+            "d0f8cd6c49bab52a0abdbe47948518b1f4d9b1a8a2a6825099cea31cea10ac56",
+            "a public project pinning this revision (size and digest)"),
+        _hf("0.5B", "Q4_K_M", "bartowski/Qwen2.5-Coder-0.5B-GGUF", "01c1b8072277dfbfd0d051ec95b7a43bb23d2f6a",
+            "Qwen2.5-Coder-0.5B-Q4_K_M.gguf", 398_000_000,
+            "fefe9d34df79d3ad3db33519d81112be76096626a5fdb87a98092035dc79ad68",
+            "a public project pinning this revision (digest; size approximate)"),
+        _hf("1.5B", "Q8_0", "ggml-org/Qwen2.5-Coder-1.5B-Q8_0-GGUF", "8be1b8a895a84beea772817caaa71eba6b6e0d07",
+            "qwen2.5-coder-1.5b-q8_0.gguf", 1_646_573_056,
+            "29871c94d15727a6e243f79a37113d4ae625a6215b5e800bf41a23af2da32832",
+            "two independent public projects pinning this revision"),
+        _hf("1.5B", "Q4_K_M", "QuantFactory/Qwen2.5-Coder-1.5B-GGUF", "73c3c696087d8d57a3005e31f2afe78f43059739",
+            "Qwen2.5-Coder-1.5B.Q4_K_M.gguf", 986_048_352,
+            "a9ccb6be802412e61e1acbee6287a23b11e56e94718560f910075c64b6194910",
+            "a public Nix derivation pinning this revision (fetchurl hash)"),
+        _hf("3B", "Q8_0", "ggml-org/Qwen2.5-Coder-3B-Q8_0-GGUF", "9c1de162ae417c9c3aacde97c729c4128de047d8",
+            "qwen2.5-coder-3b-q8_0.gguf", 3_285_476_160,
+            "a522a906e299ed34db738b9626b2cd0da9e446c14674468a22fc2eae3dbd344d",
+            "a public project pinning this revision (size and digest)"),
+        _hf("3B", "Q4_K_M", "bartowski/Qwen2.5-Coder-3B-GGUF", "465c183318f1fcb5774394eee76f1b7f224494ec",
+            "Qwen2.5-Coder-3B-Q4_K_M.gguf", 1_929_903_200, None,
+            "not pinned: taken from Hugging Face's LFS metadata at pull time"),
     )
 }
 
@@ -154,14 +188,19 @@ def _default_name(directory=None) -> str | None:
     return path.name[: -len(".gguf")] if path else None
 
 
-def download_url(entry: ModelEntry) -> str:
-    """The entry's URL, with scheme and host replaced by ``$TANDEM_MODELS_URL`` when set."""
+def _rewrite(url: str) -> str:
+    """``url`` with scheme and host replaced by ``$TANDEM_MODELS_URL`` when set (its path is prepended)."""
     override = os.environ.get("TANDEM_MODELS_URL")
     if not override:
-        return entry.url
-    base, orig = urlsplit(override), urlsplit(entry.url)
+        return url
+    base, orig = urlsplit(override), urlsplit(url)
     path = base.path.rstrip("/") + orig.path
     return urlunsplit((base.scheme, base.netloc, path, orig.query, ""))
+
+
+def download_url(entry: ModelEntry) -> str:
+    """The entry's URL, with scheme and host replaced by ``$TANDEM_MODELS_URL`` when set."""
+    return _rewrite(entry.url)
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -258,6 +297,77 @@ def _hash_file(path: Path, hasher) -> None:
             hasher.update(chunk)
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _as_sha256(value: str | None) -> str | None:
+    """An ETag-like header value (``"hex"``, ``W/"hex"``) -> the sha256 it names, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value[:2].upper() == "W/":
+        value = value[2:]
+    value = value.strip().strip('"').lower()
+    return value if len(value) == 64 and set(value) <= _HEX else None
+
+
+@dataclass
+class Remote:
+    sha256: str | None = None
+    size: int | None = None
+    source: str = ""
+
+
+def _remote_metadata(entry: ModelEntry, url: str) -> Remote:
+    """What the server says of the file before it is downloaded (see the module docstring).
+
+    Raises OfflineError when the host cannot be reached and PullError when it says the file is not there;
+    anything else (no HEAD support, no metadata, a broken API answer) just gives an empty Remote."""
+    import httpx
+
+    timeout = httpx.Timeout(READ_TIMEOUT / 4, connect=CONNECT_TIMEOUT)
+    headers = {"User-Agent": "tandem-lsp-models", "Accept-Encoding": "identity"}
+    try:
+        with httpx.Client(follow_redirects=False, trust_env=True, timeout=timeout) as client:
+            resp = client.head(url, headers=headers)
+            if resp.status_code in (401, 403, 404, 410):
+                raise PullError(f"HTTP {resp.status_code} for {url}: the file is not there (the catalogue may "
+                                "be out of date)")
+            if resp.status_code >= 400:
+                return Remote()
+            size = resp.headers.get("x-linked-size") or (
+                resp.headers.get("content-length") if resp.status_code < 300 else None)
+            remote = Remote(size=int(size) if size and size.isdigit() else None)
+            digest = _as_sha256(resp.headers.get("x-linked-etag"))
+            if digest:
+                remote.sha256, remote.source = digest, "the server's X-Linked-Etag"
+                return remote
+            if entry.repo and entry.revision:
+                digest = _tree_digest(client, entry, headers)
+                if digest:
+                    remote.sha256, remote.source = digest, "the Hugging Face API (lfs.oid)"
+            return remote
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, httpx.UnsupportedProtocol) as exc:
+        raise OfflineError(f"cannot reach {urlsplit(url).netloc} ({exc.__class__.__name__}: {exc})") from exc
+    except httpx.HTTPError:
+        return Remote()
+
+
+def _tree_digest(client, entry: ModelEntry, headers: dict) -> str | None:
+    api = _rewrite(f"https://huggingface.co/api/models/{entry.repo}/tree/{entry.revision}")
+    try:
+        resp = client.get(api, headers=headers)
+        if resp.status_code != 200:
+            return None
+        for item in resp.json():
+            if isinstance(item, dict) and item.get("path") == entry.file:
+                lfs = item.get("lfs")
+                return _as_sha256(lfs.get("oid") or lfs.get("sha256")) if isinstance(lfs, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    return None
+
+
 def _download(url: str, part: Path, err, entry: ModelEntry) -> None:
     """Download ``url`` into ``part`` completely (resuming when it exists); raises PullError."""
     import httpx
@@ -343,9 +453,9 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
     if entry is None:
         err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
         return EXIT_USAGE
-    expected = (sha256 or entry.sha256 or "").strip().lower() or None
-    if expected is not None and (len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected)):
-        err.write(f"not a sha256 digest (64 hex digits): {expected!r}\n")
+    given = (sha256 or "").strip().lower() or None
+    if given is not None and (len(given) != 64 or not set(given) <= _HEX):
+        err.write(f"not a sha256 digest (64 hex digits): {given!r}\n")
         return EXIT_USAGE
     final, part = model_path(name, directory), _part_path(name, directory)
     if final.is_file():
@@ -358,9 +468,14 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
         err.write(f"cannot create {final.parent}: {exc}\n")
         return EXIT_FAIL
     url = download_url(entry)
-    err.write(f"Downloading {name} ({entry.params}, {entry.quant}, ~{human_size(entry.size)})\n  from {url}\n"
-              f"  to   {final}\n")
     try:
+        remote = _remote_metadata(entry, url)
+        expected, source = _expected_digest(name, entry, given, remote)
+        size = remote.size or entry.size
+        err.write(f"Downloading {name} ({entry.params}, {entry.quant}, {human_size(size)})\n  from {url}\n"
+                  f"  to   {final}\n")
+        if expected:
+            err.write(f"  expecting sha256 {expected} ({source})\n")
         _download(url, part, err, entry)
     except OfflineError as exc:
         err.write(f"error: {exc}\nYou seem to be offline (or a proxy/firewall blocks the download).\n"
@@ -383,10 +498,10 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
             err.write(f"error: sha256 mismatch for {name}: expected {expected}, got {digest}. "
                       "The download was corrupt or the file changed upstream; it has been deleted.\n")
             return EXIT_FAIL
-        err.write("sha256 verified.\n")
+        err.write(f"sha256 verified ({source}).\n")
     elif not no_verify:
-        err.write(f"error: the catalogue has no sha256 for {name}, so the download cannot be verified.\n"
-                  f"Check the digest above against the file page on Hugging Face, then run\n"
+        err.write(f"error: neither the catalogue nor the server gives a sha256 for {name}, so the download "
+                  f"cannot be verified.\nCheck the digest above against the file page on Hugging Face, then run\n"
                   f"    tandem-lsp models pull {name} --sha256 {digest}\n"
                   f"or accept it unverified with\n    tandem-lsp models pull {name} --no-verify\n"
                   f"(neither downloads again; the complete download is kept as {part}).\n")
@@ -397,6 +512,24 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
     _remember(name, directory)
     out.write(f"{final}\n")
     return EXIT_OK
+
+
+def _expected_digest(name: str, entry: ModelEntry, given: str | None, remote: Remote) -> tuple[str | None, str]:
+    """The digest to check and where it came from; PullError (before any download) on a conflict."""
+    if given:
+        expected, source = given, "--sha256"
+    elif entry.sha256:
+        expected, source = entry.sha256.lower(), "the catalogue"
+    elif remote.sha256:
+        return remote.sha256, remote.source
+    else:
+        return None, ""
+    if remote.sha256 and remote.sha256 != expected:
+        raise PullError(
+            f"{source} expects sha256 {expected} but {remote.source} says the file is {remote.sha256}. "
+            "Nothing was downloaded.\nIf you trust the server, run\n"
+            f"    tandem-lsp models pull {name} --sha256 {remote.sha256}")
+    return expected, source
 
 
 def _remember(name: str, directory=None) -> None:

@@ -94,6 +94,7 @@ def test_doctor_without_a_model_exits_nonzero_with_start_commands():
     assert out.returncode == 1
     assert "ollama serve" in out.stdout and "llama-server --fim-qwen-1.5b-default" in out.stdout
     assert "LM Studio" in out.stdout and "is not set" in out.stdout
+    assert "tandem-lsp models pull qwen2.5-coder-1.5b-q8_0" in out.stdout
 
 
 def test_doctor_with_a_broken_model_exits_nonzero(fake):

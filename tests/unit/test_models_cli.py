@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -20,6 +21,8 @@ from tandem_lsp.models import ModelEntry
 
 BLOB = hashlib.sha256(b"seed").digest() * (300_000 // 32) + os.urandom(123)
 BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
+HF_RESOLVE = "/org/repo/resolve/" + "c" * 40 + "/tiny.gguf"
+HF_TREE = "/api/models/org/repo/tree/" + "c" * 40
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,15 +31,48 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output quiet
         pass
 
+    def _hf_headers(self, srv) -> None:
+        """What Hugging Face sends for /resolve/ of an LFS file: a redirect to its CDN plus the metadata."""
+        self.send_response(302)
+        self.send_header("Location", "/cdn/tiny?X-Amz-Signature=abc")
+        if srv.linked_etag:
+            self.send_header("X-Linked-Etag", f'"{srv.linked_etag}"')
+        self.send_header("X-Linked-Size", str(len(srv.data)))
+        self.send_header("X-Repo-Commit", "0" * 40)
+        self.send_header("ETag", '"a-git-blob-sha1-not-a-sha256"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self):
+        srv = self.server
+        srv.requests.append({"method": "HEAD", "path": self.path, "range": None})
+        if self.path == HF_RESOLVE and srv.head_status is None:
+            return self._hf_headers(srv)
+        self.send_response(srv.head_status or 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self):
         srv = self.server
-        srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
-        if self.path != "/files/tiny.gguf":
+        srv.requests.append({"method": "GET", "path": self.path, "range": self.headers.get("Range")})
+        if self.path == HF_RESOLVE:
+            return self._hf_headers(srv)
+        if self.path == HF_TREE and srv.tree_oid:
+            body = json.dumps([{"type": "file", "path": "README.md", "oid": "1" * 40, "size": 10},
+                               {"type": "file", "path": "tiny.gguf", "oid": "2" * 40, "size": len(srv.data),
+                                "lfs": {"oid": srv.tree_oid, "size": len(srv.data), "pointerSize": 135}}])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+            return
+        if self.path not in ("/files/tiny.gguf", "/cdn/tiny?X-Amz-Signature=abc"):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        data, start = srv.data, 0
+        data, start = srv.served if srv.served is not None else srv.data, 0
         rng = self.headers.get("Range")
         if rng and srv.mode != "ignore_range":
             m = re.fullmatch(r"bytes=(\d+)-", rng.strip())
@@ -74,6 +110,7 @@ def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.data, srv.mode, srv.cut_after, srv.requests = BLOB, "normal", None, []
+    srv.head_status, srv.linked_etag, srv.tree_oid, srv.served = 501, BLOB_SHA, None, None
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
@@ -84,6 +121,13 @@ def server():
 def _entry(name="test-tiny", sha=BLOB_SHA, path="/files/tiny.gguf"):
     return ModelEntry(name=name, file="tiny.gguf", url=f"https://huggingface.example{path}", size=len(BLOB),
                       sha256=sha, quant="Q8_0", params="0.1B")
+
+
+def _hf_entry(sha=None):
+    """Like a catalogue entry: pinned to a revision of a Hugging Face repository."""
+    return ModelEntry(name="test-tiny", file="tiny.gguf", url=f"https://huggingface.co{HF_RESOLVE}",
+                      size=len(BLOB), sha256=sha, quant="Q8_0", params="0.1B", repo="org/repo",
+                      revision="c" * 40)
 
 
 @pytest.fixture
@@ -115,15 +159,22 @@ def test_paths_follow_the_environment(tmp_path, monkeypatch):
     assert models.default_model_path() is None
 
 
-def test_catalogue_is_base_qwen_coder_gguf():
+def test_catalogue_is_base_qwen_coder_gguf_pinned_to_revisions():
     names = set(models.CATALOGUE)
     for size in ("0.5b", "1.5b", "3b"):
         for quant in ("q8_0", "q4_k_m"):
             assert f"qwen2.5-coder-{size}-{quant}" in names
     for entry in models.CATALOGUE.values():
-        assert entry.url.startswith("https://huggingface.co/") and entry.url.endswith(".gguf")
-        assert "Instruct" not in entry.url
-        assert entry.size > 0
+        assert re.fullmatch(r"[0-9a-f]{40}", entry.revision), entry.name
+        assert entry.url == f"https://huggingface.co/{entry.repo}/resolve/{entry.revision}/{entry.file}"
+        assert entry.file.endswith(".gguf") and entry.file.lower().startswith("qwen2.5-coder-")
+        assert "instruct" not in entry.url.lower()  # FIM needs the base models
+        assert entry.params.lower() in entry.file.lower() and entry.quant.lower() in entry.file.lower()
+        assert entry.size > 0 and entry.sha256_source
+        assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.name
+    assert models.CATALOGUE[models.RECOMMENDED].sha256 and models.CATALOGUE[models.SMALLEST].sha256
+    digests = [e.sha256 for e in models.CATALOGUE.values() if e.sha256]
+    assert len(digests) == len(set(digests))
 
 
 def test_url_override_keeps_the_path(monkeypatch):
@@ -153,7 +204,8 @@ def test_pull_list_path_remove(env, server, capsys):
     assert not (env / "test-tiny.gguf.part").exists()
     assert (env / "default.txt").read_text().split() == ["test-tiny"]
     assert models.default_model_path() == final
-    assert [r["range"] for r in server.requests] == [None]
+    gets = [r for r in server.requests if r["method"] == "GET"]
+    assert [r["range"] for r in gets] == [None]
 
     assert cli("list") == 0
     out = capsys.readouterr().out
@@ -162,7 +214,7 @@ def test_pull_list_path_remove(env, server, capsys):
 
     assert cli("pull", "test-tiny") == 0  # already present: no second download
     assert "already present" in capsys.readouterr().out
-    assert len(server.requests) == 1
+    assert len(server.requests) == 2  # the HEAD and the GET of the first pull only
 
     assert cli("path", "test-tiny") == 0
     assert capsys.readouterr().out.strip() == str(final)
@@ -299,3 +351,72 @@ def test_dir_option_and_usage(tmp_path, env, server, capsys):
     with pytest.raises(SystemExit) as exc:
         cli("pull")
     assert exc.value.code == 2
+
+
+def test_digest_from_hugging_face_metadata(env, server, monkeypatch, capsys):
+    """No pinned digest: the X-Linked-Etag of the /resolve/ answer is checked; the download follows the
+    redirect to the CDN, the HEAD request does not."""
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry())
+    server.head_status = None
+    assert cli("pull", "test-tiny") == 0
+    err = capsys.readouterr().err
+    assert f"expecting sha256 {BLOB_SHA} (the server's X-Linked-Etag)" in err
+    assert "sha256 verified (the server's X-Linked-Etag)" in err
+    assert (env / "test-tiny.gguf").read_bytes() == BLOB
+    assert [(r["method"], r["path"]) for r in server.requests] == [
+        ("HEAD", HF_RESOLVE), ("GET", HF_RESOLVE), ("GET", "/cdn/tiny?X-Amz-Signature=abc")]
+
+
+def test_digest_from_the_tree_api_when_the_header_is_missing(env, server, monkeypatch, capsys):
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry())
+    server.head_status, server.linked_etag, server.tree_oid = None, None, BLOB_SHA
+    assert cli("pull", "test-tiny") == 0
+    assert "sha256 verified (the Hugging Face API (lfs.oid))" in capsys.readouterr().err
+    assert ("GET", HF_TREE) in [(r["method"], r["path"]) for r in server.requests]
+    assert (env / "test-tiny.gguf").read_bytes() == BLOB
+
+
+def test_a_corrupt_transfer_is_caught_by_the_servers_digest(env, server, monkeypatch, capsys):
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry())
+    server.head_status = None
+    server.served = BLOB[:1000] + b"X" + BLOB[1001:]  # one byte flipped on the way
+    assert cli("pull", "test-tiny") == 1
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert list(env.iterdir()) == []
+
+
+def test_pinned_and_server_digest_disagree_nothing_is_downloaded(env, server, monkeypatch, capsys):
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry(sha="a" * 64))
+    server.head_status = None
+    assert cli("pull", "test-tiny") == 1
+    err = capsys.readouterr().err
+    assert "the catalogue expects sha256 " + "a" * 64 in err and BLOB_SHA in err
+    assert "Nothing was downloaded" in err and f"--sha256 {BLOB_SHA}" in err
+    assert [r["method"] for r in server.requests] == ["HEAD"]
+    assert list(env.iterdir()) == []
+    assert cli("pull", "test-tiny", "--sha256", BLOB_SHA) == 0  # the way out the message gives
+    assert (env / "test-tiny.gguf").read_bytes() == BLOB
+
+
+def test_pinned_digest_that_matches_the_server(env, server, monkeypatch, capsys):
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry(sha=BLOB_SHA))
+    server.head_status = None
+    assert cli("pull", "test-tiny") == 0
+    assert "sha256 verified (the catalogue)" in capsys.readouterr().err
+
+
+def test_missing_file_fails_before_downloading(env, server, monkeypatch, capsys):
+    monkeypatch.setitem(models.CATALOGUE, "test-tiny", _hf_entry(sha=BLOB_SHA))
+    server.head_status = 404
+    assert cli("pull", "test-tiny") == 1
+    err = capsys.readouterr().err
+    assert "HTTP 404" in err and HF_RESOLVE in err
+    assert [r["method"] for r in server.requests] == ["HEAD"]
+    assert list(env.iterdir()) == []
+
+
+@pytest.mark.parametrize("value, digest", [
+    ('"' + "AB" * 32 + '"', "ab" * 32), ("W/\"" + "0" * 64 + "\"", "0" * 64), ("ab" * 32, "ab" * 32),
+    ('"1234abcd"', None), ("", None), (None, None), ('"' + "g" * 64 + '"', None)])
+def test_etag_values(value, digest):
+    assert models._as_sha256(value) == digest
