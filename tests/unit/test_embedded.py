@@ -146,6 +146,42 @@ async def test_prefix_cache_is_reused_between_keystrokes(backend):
     assert second < first / 10, (first, second)
 
 
+async def test_a_cancel_lands_between_prompt_chunks(backend, monkeypatch):
+    """A long new prompt is evaluated in chunks; a cancel during it stops after the chunk in progress, and
+    the chunks already evaluated stay cached for the next keystroke."""
+    from tandem_lsp.backends import embedded
+
+    monkeypatch.setattr(embedded, "PREFILL_CHUNK", 32)
+    prefix = "".join(f"def g{i}(x):\n    return x + {i}\n\n" for i in range(40)) + "total = g7("
+    await collect(backend, request(prefix="unrelated = 1\n", max_tokens=2))
+    loop = asyncio.get_running_loop()
+    llm = backend._llm
+    calls: list[int] = []
+    wrapped = llm.eval
+
+    def eval_then_cancel(tokens):
+        calls.append(len(tokens))
+        wrapped(tokens)
+        if len(calls) == 2:  # the user types on while the prompt is being read
+            loop.call_soon_threadsafe(task.cancel)
+            time.sleep(0.3)  # the event loop handles the cancel meanwhile
+
+    monkeypatch.setattr(llm, "eval", eval_then_cancel)
+    task = asyncio.ensure_future(collect(backend, request(prefix=prefix, max_tokens=8)))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await backend.idle()
+    total = backend.last_prompt_tokens
+    assert total > 600
+    assert len(calls) == 2 and sum(calls) == 64 and backend.tokens_generated == backend.tokens_at_last_stop
+    calls.clear()
+    await collect(backend, request(prefix=prefix, max_tokens=2))  # the next request reuses those chunks
+    # [FIM_PRE] and the two chunks are cached: the rest of the prompt but its last token, in chunks, then
+    # generate() evaluates that last token and the first generated one
+    assert calls[-2:] == [1, 1] and max(calls) == 32, calls
+    assert sum(calls[:-2]) == (total - 1) - (1 + 64), (calls, total)
+
+
 # --- failures ------------------------------------------------------------------------------------
 
 async def test_missing_file_is_a_clear_error(tmp_path):

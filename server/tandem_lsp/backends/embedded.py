@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_N_CTX = 4096
 PREFIX_CUT_QUANTUM = 256  # a too-long prefix is cut in steps of this many tokens, so the cache survives typing
 SUFFIX_SHARE = 4  # the suffix gets at most 1/SUFFIX_SHARE of the prompt budget
+PREFILL_CHUNK = 128  # the uncached prompt is evaluated this many tokens at a time, a stop checked between
 
 
 class EmbeddedBackend:
@@ -220,6 +221,10 @@ class EmbeddedBackend:
             self._evaluated = 0
             first = True
             deadline = time.monotonic() + req.timeout_ms / 1000.0 if req.timeout_ms else None
+            if not self._prefill(llm, tokens, stop, deadline):
+                self.last_prompt_tokens_evaluated = self._evaluated
+                put("done")
+                return
             decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
             generated: list[int] = []
             emitted = b""
@@ -271,6 +276,30 @@ class EmbeddedBackend:
         except Exception as exc:
             log.debug("embedded generation failed", exc_info=True)
             put("error", f"embedded: generation failed: {exc}")
+
+
+    def _prefill(self, llm: Any, tokens: list[int], stop: threading.Event, deadline: float | None) -> bool:
+        """Evaluate the prompt (but its last token) where it differs from llama.cpp's cache, PREFILL_CHUNK
+        tokens at a time, so that a cancel or the timeout lands within one chunk even when a whole new
+        file has to be read. ``generate`` then finds it all cached and evaluates the last token only.
+        False when stopped; what was evaluated stays cached for the next request."""
+        head = tokens[:-1]
+        same = 0
+        for a, b in zip(llm._input_ids, head):
+            if a != b:
+                break
+            same += 1
+        if len(head) - same <= PREFILL_CHUNK:
+            return not stop.is_set()  # little to do: generate() does it in one go
+        if same == 0:
+            llm.reset()
+        else:
+            llm.n_tokens = same  # eval() drops the KV cache beyond this point
+        for i in range(same, len(head), PREFILL_CHUNK):
+            if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                return False
+            llm.eval(head[i : i + PREFILL_CHUNK])
+        return not stop.is_set()
 
 
 def _first_stop(text: str, stops: list[str]) -> int | None:
