@@ -363,8 +363,9 @@ def decide(task: str, *, prompt: str = "", context_chars: int = 0, files: int = 
 # --- circuit breaker ------------------------------------------------------------------------------
 
 FAILURE_KINDS = frozenset({"rate_limited", "server_error", "timeout", "offline"})
-# Cloud errors that say nothing about whether waiting would help (a wrong key, a malformed request,
-# a call we cancelled): accepted and ignored — they neither count nor reset the failure streak.
+# Cloud errors that waiting does not fix (a wrong key, a malformed request, a call we cancelled):
+# accepted and ignored here — they neither count nor reset the failure streak. The command runner
+# remembers a rejected key itself and does not send it again until the key or the settings change.
 IGNORED_KINDS = frozenset({"auth", "bad_request", "cancelled"})
 _KIND_TEXT = {"server_error": "server error", "timeout": "timeout", "offline": "offline"}
 

@@ -136,6 +136,29 @@ async def test_missing_key_falls_back(cmd):
     assert not cmd.claude.message_requests()
 
 
+@pytest.mark.cloud(key="sk-ant-wrong-key")
+async def test_a_rejected_key_is_not_sent_again(cmd):
+    args = {"uri": (cmd.project / "calc.py").as_uri(), "failure": failure_text(cmd.project)}
+    first = await execute(cmd, "tandem.explainFailure", args)
+    assert first["tier"] == "local" and "auth" in first["fallbackReason"]
+    assert len(cmd.claude.message_requests()) == 1  # refused with 401
+    again = await execute(cmd, "tandem.explainFailure", args)
+    assert again["tier"] == "local" and "rejected the API key in ANTHROPIC_API_KEY" in again["fallbackReason"]
+    assert "sk-ant-wrong-key" not in json.dumps(again)
+    assert len(cmd.claude.message_requests()) == 1  # waiting does not fix a wrong key: not sent again
+    # another cloud setting (here the model) is worth one more try
+    changed = settings(cmd.fake, cmd.claude)
+    changed["cloud"]["model"] = "claude-haiku-4-5"
+    cmd.client.set_configuration({"tandem": changed})
+    cmd.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    for _ in range(100):
+        third = await execute(cmd, "tandem.explainFailure", args)
+        if len(cmd.claude.message_requests()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(cmd.claude.message_requests()) == 2 and third["tier"] == "local"
+
+
 @pytest.mark.cloud(dailyBudgetUsd=0)
 async def test_zero_budget_never_calls_the_cloud(cmd):
     result = await execute(cmd, "tandem.explainFailure", {"uri": (cmd.project / "calc.py").as_uri(), "failure": "boom"})

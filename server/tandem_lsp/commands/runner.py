@@ -79,6 +79,15 @@ class Runner:
     blocked_files: int = field(default=0, init=False)  # never-send files left out, since start
     _cloud_client: object | None = field(default=None, init=False, repr=False)
     _cloud_key: tuple | None = field(default=None, init=False, repr=False)
+    _rejected: tuple | None = field(default=None, init=False, repr=False)  # the key + settings the cloud refused
+
+    def _auth_reason(self, cs) -> str | None:
+        """Why the cloud is not tried: it refused this very key with these settings (401/403). Waiting does
+        not fix that, so the key is not sent again until it or the cloud settings change."""
+        if self._rejected is None or self._rejected != _client_key(cs):
+            return None
+        return (f"the cloud rejected the API key in {cs.api_key_env} (authentication error); commands stay "
+                "local until the key or the cloud settings change")
 
     def cloud_state(self) -> CloudState:
         from tandem_lsp.router import CloudState
@@ -90,7 +99,7 @@ class Runner:
             key_env=cs.api_key_env,
             over_budget=not self.ledger.within_budget(cs.daily_budget_usd, CLOUD_ESTIMATE_USD),
             budget_usd=cs.daily_budget_usd,
-            breaker_reason=self.breaker.open_reason(),
+            breaker_reason=self.breaker.open_reason() or self._auth_reason(cs),
             local_available=self.model.status.state != "down",
         )
 
@@ -136,12 +145,15 @@ class Runner:
             )
         except Exception as exc:  # CloudError, or anything unexpected: fall back locally
             kind = getattr(exc, "kind", "offline")
-            if kind != "cancelled":
+            if kind == "auth":
+                self._rejected = _client_key(settings.cloud)
+            elif kind != "cancelled":
                 self.breaker.record_failure(kind, getattr(exc, "retry_after", None))
             self.ledger.record(tier="cloud", task=task, model=settings.cloud.model, input_tokens=0, output_tokens=0,
                                latency_ms=(time.monotonic() - t0) * 1000, fallback_reason=str(exc), ok=False)
             raise CloudFailure(f"cloud unavailable ({kind}): {exc}") from exc
         self.breaker.record_success()
+        self._rejected = None
         cost = self.ledger.record(
             tier="cloud", task=task, model=result.model or settings.cloud.model,
             input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
@@ -154,7 +166,7 @@ class Runner:
         time: importing the SDK takes over a second, and typing must not wait for it."""
         cs = settings.cloud
         api_key = os.environ.get(cs.api_key_env, "")
-        key = (hash(api_key), cs.model, cs.base_url, cs.timeout_ms)
+        key = _client_key(cs)
         if self._cloud_client is None or self._cloud_key != key:
             if self._cloud_client is not None:
                 with contextlib.suppress(Exception):
@@ -185,7 +197,8 @@ class Runner:
             markdown = f"**Tandem could not answer:** {reason}."
             if "no local model" in str(exc):
                 markdown += ("\n\nStart one (`ollama serve`, `llama-server --fim-qwen-1.5b-default`, or LM Studio's "
-                             "server) and run `tandem-lsp doctor`.")
+                             "server), or run one inside Tandem with `tandem-lsp models pull qwen2.5-coder-1.5b-q8_0`, "
+                             "then check with `tandem-lsp doctor`.")
             return CommandResult(markdown, "local", self.model.status.model or "none", 0.0, reason, route)
         return CommandResult(text or "_The local model returned nothing._", "local", model, 0.0, fallback, route)
 
@@ -204,6 +217,11 @@ class Runner:
         self.ledger.record(tier="local", task=task, model=model, input_tokens=_tokens(system) + _tokens(user),
                            output_tokens=_tokens(text), latency_ms=latency_ms, fallback_reason=fallback)
         return text, model
+
+
+def _client_key(cs) -> tuple:
+    """What a cloud client is built from: a hash of the API key (never the key itself) and the settings."""
+    return (hash(os.environ.get(cs.api_key_env, "")), cs.api_key_env, cs.model, cs.base_url, cs.timeout_ms)
 
 
 def _new_breaker():
