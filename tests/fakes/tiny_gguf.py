@@ -63,8 +63,10 @@ def tiny_vocab() -> tuple[list[str], list[int], list[bool]]:
     return tokens, [int(t) for t in types], printable
 
 
-def write_tiny_gguf(path: str | Path, *, seed: int = 0) -> Path:
-    """Write the tiny model to ``path`` (about 0.5 MB) and return the path."""
+def write_tiny_gguf(path: str | Path, *, seed: int = 0, fim_metadata: bool = True) -> Path:
+    """Write the tiny model to ``path`` (about 0.5 MB) and return the path. ``fim_metadata=False`` leaves
+    out the ``tokenizer.ggml.fim_*_token_id`` keys, as older conversions do: llama.cpp then finds the FIM
+    tokens by their text."""
     import gguf
     import numpy as np
 
@@ -100,10 +102,11 @@ def write_tiny_gguf(path: str | Path, *, seed: int = 0) -> Path:
     w.add_add_bos_token(False)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(False)
-    w.add_uint32(gguf.Keys.Tokenizer.FIM_PRE_ID, ids["<|fim_prefix|>"])
-    w.add_uint32(gguf.Keys.Tokenizer.FIM_SUF_ID, ids["<|fim_suffix|>"])
-    w.add_uint32(gguf.Keys.Tokenizer.FIM_MID_ID, ids["<|fim_middle|>"])
-    w.add_uint32(gguf.Keys.Tokenizer.FIM_PAD_ID, ids["<|fim_pad|>"])
+    if fim_metadata:
+        w.add_uint32(gguf.Keys.Tokenizer.FIM_PRE_ID, ids["<|fim_prefix|>"])
+        w.add_uint32(gguf.Keys.Tokenizer.FIM_SUF_ID, ids["<|fim_suffix|>"])
+        w.add_uint32(gguf.Keys.Tokenizer.FIM_MID_ID, ids["<|fim_middle|>"])
+        w.add_uint32(gguf.Keys.Tokenizer.FIM_PAD_ID, ids["<|fim_pad|>"])
 
     # numpy shapes are the reverse of llama.cpp's: (out, in)
     embd = noise(n_vocab, N_EMBD, scale=0.05)

@@ -68,6 +68,25 @@ async def test_fim_token_ids_found(backend, tiny_model):
     assert backend.name == "embedded" and backend.model == "tiny-coder" and backend.endpoint == str(tiny_model)
 
 
+async def test_fim_tokens_found_by_their_text_without_metadata(tmp_path):
+    """Conversions that predate the fim_*_token_id keys: llama.cpp finds Qwen's FIM tokens by their text,
+    and <|fim_pad|> ends a generation."""
+    import llama_cpp
+
+    path = write_tiny_gguf(tmp_path / "no-fim-keys.gguf", fim_metadata=False)
+    b = EmbeddedBackend(path, n_ctx=512)
+    await b.load()
+    try:
+        assert not any("fim" in key for key in b._llm.metadata)
+        tokens, _, _ = tiny_vocab()
+        ids = {t: i for i, t in enumerate(tokens)}
+        assert b.fim_ids == (ids["<|fim_prefix|>"], ids["<|fim_suffix|>"], ids["<|fim_middle|>"])
+        assert llama_cpp.llama_vocab_is_eog(b._llm._model.vocab, ids["<|fim_pad|>"])
+        assert "".join(await collect(b, request(max_tokens=8)))  # and it completes
+    finally:
+        await b.aclose()
+
+
 async def test_native_fim_prompt_uses_the_models_tokens(backend):
     pre, suf, mid = backend.fim_ids
     req = request(prefix="x = <|fim_suffix|>", suffix="y")  # special-looking text stays plain text
