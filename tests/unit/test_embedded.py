@@ -68,6 +68,13 @@ async def test_fim_token_ids_found(backend, tiny_model):
     assert backend.name == "embedded" and backend.model == "tiny-coder" and backend.endpoint == str(tiny_model)
 
 
+async def test_the_warm_up_leaves_nothing_behind(backend):
+    """Load reads a short prompt to page the weights in and measure the reading speed, then forgets it."""
+    assert backend.read_tokens_per_s > 0 and backend._llm.n_tokens == 0
+    await collect(backend, request(max_tokens=4))
+    assert backend.last_prompt_tokens_evaluated >= backend.last_prompt_tokens - 1  # nothing of it was cached
+
+
 async def test_fim_tokens_found_by_their_text_without_metadata(tmp_path):
     """Conversions that predate the fim_*_token_id keys: llama.cpp finds Qwen's FIM tokens by their text,
     and <|fim_pad|> ends a generation."""
@@ -102,6 +109,62 @@ async def test_long_prompts_are_cut_to_the_context(backend):
     assert len(tokens) <= backend.n_ctx - 64
     chunks = await collect(backend, req)
     assert "".join(chunks)
+
+
+async def test_the_suffix_gets_what_this_machine_reads_in_a_quarter_second(backend):
+    """A keystroke re-reads the whole suffix, so its length follows the measured reading speed."""
+    from tandem_lsp.backends import embedded
+
+    loop = asyncio.get_running_loop()
+
+    async def suffix_tokens(req) -> list[int]:
+        tokens = await loop.run_in_executor(backend._executor, backend.prompt_tokens, req)
+        pre, suf, mid = backend.fim_ids
+        return tokens[tokens.index(suf) + 1 : -1]
+
+    suffix = "".join(f"    y{i} = {i}\n" for i in range(400))
+    req = request(prefix="def f():\n    x = ", suffix=suffix)
+    assert backend.read_tokens_per_s and backend.read_tokens_per_s > 0  # measured by the warm-up at load
+    measured = backend.read_tokens_per_s
+    await collect(backend, request(prefix="z = 0\n" * 100, max_tokens=2))  # a prompt read: measured again
+    assert backend.read_tokens_per_s != measured
+    backend.read_tokens_per_s = None  # had nothing been measured: the first budget
+    first = await suffix_tokens(req)
+    assert len(first) <= embedded.SUFFIX_FIRST_TOKENS
+    assert backend._llm.detokenize(first).decode().endswith("\n")  # whole lines when they fit
+    backend.read_tokens_per_s = 400.0  # a machine that reads 400 tokens/s: 100 tokens in 0.25 s
+    assert 90 <= len(await suffix_tokens(req)) <= 100
+    backend.read_tokens_per_s = 20.0  # a slow one: the minimum
+    assert len(await suffix_tokens(req)) <= embedded.SUFFIX_MIN_TOKENS
+    backend.read_tokens_per_s = 1e9  # a very fast one: still at most a quarter of the prompt
+    assert len(await suffix_tokens(req)) <= (backend.n_ctx - 16 - 1 - 3) // embedded.SUFFIX_SHARE
+
+
+async def test_the_prompt_is_held_to_what_this_machine_reads_in_six_seconds(backend):
+    """Opening (or switching to) a file reads the whole prompt: it is bounded by the measured reading
+    speed, fixed once so that the start of the prompt, and so the cache, stays put while typing."""
+    from tandem_lsp.backends import embedded
+
+    loop = asyncio.get_running_loop()
+    big = request(prefix="v = 1\n" * 3000, suffix="", max_tokens=16)
+
+    async def prompt_len() -> int:
+        return len(await loop.run_in_executor(backend._executor, backend.prompt_tokens, big))
+
+    backend.read_tokens_per_s = backend.prompt_limit = None  # had nothing been measured
+    assert await prompt_len() <= embedded.PROMPT_FIRST_TOKENS
+    assert backend.prompt_limit is None  # not fixed before a measurement
+    backend.read_tokens_per_s = 150.0  # a slow machine: 900 tokens in 6 s, in 256-token steps
+    assert backend.prompt_budget() == 768
+    assert 768 - 768 // 4 - 3 < await prompt_len() <= 768  # cut in steps of a quarter: see prompt_tokens
+    backend.read_tokens_per_s = 5000.0  # faster now, but the bound stays where it was
+    assert backend.prompt_budget() == 768
+    backend.prompt_limit = None
+    backend.read_tokens_per_s = 20.0
+    assert backend.prompt_budget() == embedded.PROMPT_MIN_TOKENS
+    backend.prompt_limit = None
+    backend.read_tokens_per_s = 5000.0  # a fast machine: the context is the bound
+    assert await prompt_len() <= backend.n_ctx - 16 - 1 and await prompt_len() > 1500
 
 
 # --- streaming -----------------------------------------------------------------------------------

@@ -34,6 +34,20 @@ DEFAULT_N_CTX = 4096
 PREFIX_CUT_QUANTUM = 256  # a too-long prefix is cut in steps of this many tokens, so the cache survives typing
 SUFFIX_SHARE = 4  # the suffix gets at most 1/SUFFIX_SHARE of the prompt budget
 PREFILL_CHUNK = 128  # the uncached prompt is evaluated this many tokens at a time, a stop checked between
+# The suffix is read again on every keystroke (in Qwen's PSM layout it follows the prefix, whose end the
+# keystroke changed), so its length is what a keystroke costs. It gets the tokens this machine reads in
+# SUFFIX_READ_S, measured on the prompts it has read, within [SUFFIX_MIN_TOKENS, the SUFFIX_SHARE cap].
+SUFFIX_READ_S = 0.25
+SUFFIX_MIN_TOKENS = 32
+SUFFIX_FIRST_TOKENS = 64  # before any prompt was read
+# The whole prompt is read when a file is opened or switched to (the KV cache holds one prompt), so it is
+# held to what this machine reads in PROMPT_READ_S: fixed once, at the first measurement (a budget that
+# moved would move the cut at the start of the prefix and throw the cache away), in PREFIX_CUT_QUANTUM steps.
+PROMPT_READ_S = 6.0
+PROMPT_MIN_TOKENS = 512
+PROMPT_FIRST_TOKENS = 1024  # before any prompt was read (the warm-up at load time normally measures it)
+WARMUP_TEXT = "def area(width, height):\n    return width * height\n\n\n" * 12
+WARMUP_TOKENS = 128  # read once at load time: pages the weights in and measures the reading speed
 
 
 class EmbeddedBackend:
@@ -60,6 +74,8 @@ class EmbeddedBackend:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tandem-embedded")
         self._load_task: asyncio.Future | None = None
         self._evaluated = 0  # tokens passed to llm.eval since the current generation started
+        self.read_tokens_per_s: float | None = None  # prompt-reading speed, a moving average
+        self.prompt_limit: int | None = None  # tokens a prompt may have here; fixed at the first measurement
 
     # -- loading ------------------------------------------------------------------------------
     @property
@@ -115,15 +131,58 @@ class EmbeddedBackend:
             raise BackendError(f"embedded: cannot load {path}: {exc} (a corrupt or unsupported GGUF file?)") from exc
         self.n_ctx = llm.n_ctx()
         self.fim_ids = _fim_ids(llm)
+        self._warm_up(llm)
 
         original_eval = llm.eval
 
-        def counting_eval(tokens):  # counts the tokens llama.cpp really evaluates
+        def counting_eval(tokens):  # counts the tokens llama.cpp really evaluates, and how fast it reads
             self._evaluated += len(tokens)
-            return original_eval(tokens)
+            t0 = time.perf_counter()
+            result = original_eval(tokens)
+            if len(tokens) >= 64:  # a prompt chunk: small reads are slower per token and would skew it
+                self._note_read_speed(len(tokens) / max(time.perf_counter() - t0, 1e-6))
+            return result
 
         llm.eval = counting_eval
         self._llm = llm
+
+    def _warm_up(self, llm: Any) -> None:
+        """Read a short prompt once, as llama-server does at start: the first real request no longer pays
+        for paging the weights in, and the reading speed is known before the first prompt is sized."""
+        tokens = llm.tokenize(WARMUP_TEXT.encode("utf-8"), add_bos=False, special=False)[:WARMUP_TOKENS]
+        if len(tokens) < 16 or len(tokens) >= self.n_ctx:
+            return
+        try:
+            llm.eval(tokens[:16])  # any pass touches every weight: this one pages them in, untimed
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(tokens)
+            self._note_read_speed(len(tokens) / max(time.perf_counter() - t0, 1e-6))
+        except Exception:  # noqa: BLE001 - a warm-up that fails leaves the defaults
+            log.debug("embedded warm-up failed", exc_info=True)
+        finally:
+            llm.reset()
+
+    def _note_read_speed(self, tokens_per_s: float) -> None:
+        old = self.read_tokens_per_s
+        self.read_tokens_per_s = tokens_per_s if old is None else 0.7 * old + 0.3 * tokens_per_s
+
+    def prompt_budget(self) -> int:
+        """How many tokens a prompt may have (see PROMPT_READ_S); at most the context minus the answer."""
+        if self.prompt_limit is None:
+            if self.read_tokens_per_s is None:
+                return PROMPT_FIRST_TOKENS
+            want = int(self.read_tokens_per_s * PROMPT_READ_S) // PREFIX_CUT_QUANTUM * PREFIX_CUT_QUANTUM
+            self.prompt_limit = max(PROMPT_MIN_TOKENS, want)
+        return self.prompt_limit
+
+    def suffix_budget(self, room: int) -> int:
+        """How many suffix tokens a prompt with ``room`` tokens gets (see SUFFIX_READ_S)."""
+        if self.read_tokens_per_s is None:
+            want = SUFFIX_FIRST_TOKENS
+        else:
+            want = max(SUFFIX_MIN_TOKENS, int(self.read_tokens_per_s * SUFFIX_READ_S))
+        return max(0, min(want, room // SUFFIX_SHARE))
 
     # -- the protocol ------------------------------------------------------------------------------
     async def health(self, timeout: float = 1.0) -> bool:
@@ -180,19 +239,23 @@ class EmbeddedBackend:
         """The prompt as token ids (worker thread only): native FIM when the model has FIM tokens."""
         llm = self._llm
         if budget is None:
-            budget = max(16, self.n_ctx - max(1, req.max_tokens) - 1)
+            budget = max(16, min(self.n_ctx - max(1, req.max_tokens) - 1, self.prompt_budget()))
         if self.fim_ids is not None:
             pre, suf, mid = self.fim_ids
-            prefix = llm.tokenize(req.prefix.encode("utf-8"), add_bos=False, special=False)
-            suffix = llm.tokenize(req.suffix.encode("utf-8"), add_bos=False, special=False)
             room = budget - 3
-            if len(prefix) + len(suffix) > room:  # the suffix keeps its share, or all the prefix leaves
-                suffix = suffix[: max(room // SUFFIX_SHARE, room - len(prefix))]
+            limit = self.suffix_budget(room)
+            suffix = llm.tokenize(_lines_within(req.suffix, limit * 8).encode("utf-8"), add_bos=False, special=False)
+            if len(suffix) > limit:  # whole lines when at least half the budget is whole lines
+                cut = next((i for i in range(limit, limit // 2, -1) if llm.detokenize(suffix[i - 1 : i]).endswith(b"\n")),
+                           limit)
+                suffix = suffix[:cut]
+            prefix = llm.tokenize(req.prefix.encode("utf-8"), add_bos=False, special=False)
             keep = room - len(suffix)
             if len(prefix) > keep:
                 # cut from the start in fixed steps, so that the kept tokens stay put while typing
                 cut = len(prefix) - keep
-                cut = -(-cut // PREFIX_CUT_QUANTUM) * PREFIX_CUT_QUANTUM
+                quantum = min(PREFIX_CUT_QUANTUM, max(64, room // 4))  # a small prompt keeps at least 3/4
+                cut = -(-cut // quantum) * quantum
                 prefix = prefix[min(cut, len(prefix)) :]
             return [pre, *prefix, suf, *suffix, mid]
         text = req.prompt
@@ -300,6 +363,14 @@ class EmbeddedBackend:
                 return False
             llm.eval(head[i : i + PREFILL_CHUNK])
         return not stop.is_set()
+
+
+def _lines_within(text: str, chars: int) -> str:
+    """The first lines of ``text`` that fit in ``chars`` characters (at least the start of the first)."""
+    if len(text) <= chars:
+        return text
+    cut = text.rfind("\n", 0, chars + 1)
+    return text[: cut + 1] if cut > 0 else text[:chars]
 
 
 def _first_stop(text: str, stops: list[str]) -> int | None:
