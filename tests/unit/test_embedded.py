@@ -391,6 +391,11 @@ async def test_auto_without_server_or_model_file_reports_no_server(tmp_path, mon
     model = LocalModel(LocalSettings(backend="auto", model_path=str(tmp_path / "absent.gguf")))
     assert await model.ensure() is None
     assert model.status.state == "down" and "no local model server found" in model.status.detail
+    from tandem_lsp import models
+    from tandem_lsp.backends import manager
+
+    assert manager._RECOMMENDED == models.RECOMMENDED  # the hint names the model the catalogue recommends
+    assert f"tandem-lsp models pull {models.RECOMMENDED}" in model.status.detail
     await model.aclose()
 
 

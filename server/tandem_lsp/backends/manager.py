@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from tandem_lsp.backends.embedded import EmbeddedBackend
 
+_RECOMMENDED = "qwen2.5-coder-1.5b-q8_0"  # tandem_lsp.models.RECOMMENDED (not imported at start-up)
 log = logging.getLogger(__name__)
 
 REPROBE_INTERVAL_S = 2.0
@@ -141,7 +142,8 @@ class LocalModel:
             path = self._model_file()
             if path is None:
                 self.report_failure(
-                    "local.backend is embedded but no model file is set: set local.modelPath to a GGUF file"
+                    "local.backend is embedded but there is no model file: run "
+                    f"`tandem-lsp models pull {_RECOMMENDED}`, or set local.modelPath to a GGUF file"
                 )
                 return None
             return self._embedded_backend(path)
@@ -153,8 +155,9 @@ class LocalModel:
                     return self._embedded_backend(path)
                 self.report_failure(
                     "no local model server found (tried LM Studio :1234, Ollama :11434, llama.cpp :8080); "
-                    "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`"
-                    + (f", or put a GGUF model at {path}" if path is not None else "")
+                    "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`, or run a model "
+                    f"inside Tandem: `tandem-lsp models pull {_RECOMMENDED}`"
+                    + (f" (or put a GGUF model at {path})" if path is not None else "")
                 )
             return backend
         return make_backend(kind, self.client, self.settings.endpoint)
