@@ -115,6 +115,8 @@ class LocalModel:
             if not _loaded(self._backend):
                 self._start_loading(self._backend)  # type: ignore[arg-type]
                 return None
+            if self._backend is self._embedded:
+                self._mark_loaded(self._embedded)  # the load task's callback may not have run yet
             if self._template is None:
                 model = self.settings.model or await self._first_model(self._backend)
                 self._backend.model = model
@@ -205,16 +207,21 @@ class LocalModel:
         )
         task.add_done_callback(lambda t: self._finished_loading(backend, t))
 
-    def _finished_loading(self, backend: EmbeddedBackend, task: asyncio.Future) -> None:
-        if self._embedded is not backend:
-            return  # superseded by a settings change
-        error = BackendError("embedded: loading was cancelled") if task.cancelled() else task.exception()
-        if error is None:
+    def _mark_loaded(self, backend: EmbeddedBackend) -> None:
+        """Status "ready" (once), from the load task's callback or from ensure(), whichever sees it first."""
+        if self.status.state == "starting" and self.status.endpoint == backend.endpoint:
             self._set_status(
                 ModelStatus(state="ready", backend=backend.name, endpoint=backend.endpoint, model=backend.model,
                             detail=f"loaded in {backend.load_ms or 0:.0f} ms"),
                 f"Tandem: embedded model {backend.path.name} loaded",
             )
+
+    def _finished_loading(self, backend: EmbeddedBackend, task: asyncio.Future) -> None:
+        if self._embedded is not backend:
+            return  # superseded by a settings change
+        error = BackendError("embedded: loading was cancelled") if task.cancelled() else task.exception()
+        if error is None:
+            self._mark_loaded(backend)
             return
         self._embedded_failed[backend.path] = _signature(backend.path)
         self._embedded = None
