@@ -160,6 +160,18 @@ async def test_model_fault_returns_nothing_then_recovers(session, fault):
     await until(lambda: any("back" in m.message for m in session.client.log_messages))
 
 
+@pytest.mark.settings(lambda fake: {**local_settings(fake), "local": {**local_settings(fake)["local"], "timeoutMs": 1000}})
+async def test_a_slow_long_answer_shows_its_complete_lines(session):
+    """A model that is alive but slower than local.timeoutMs for a long multi-line answer: the lines it
+    finished in time are shown, and it is not reported as failing."""
+    session.fake.completion = "total = a + b\n    " + "x" * 400 + "\n"
+    session.fake.token_latency = 0.15  # 4 characters per chunk: the first line in 0.45 s, the rest in 15 s
+    session.open(URI, DOC)
+    result = await asyncio.wait_for(session.inline(URI, 1, 4, invoked=True), 10)
+    assert result.items[0].insert_text == "total = a + b"
+    assert not [m for m in session.client.log_messages if "unavailable" in m.message]
+
+
 async def test_five_megabyte_document_keeps_prompt_bounded(session):
     line = "value = compute(alpha, beta, gamma)  # a fairly ordinary line of code\n"
     big = line * (5_000_000 // len(line))

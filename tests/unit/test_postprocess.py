@@ -304,3 +304,18 @@ def test_after_the_last_line_of_an_inner_block_the_outer_block_follows():
     assert complete(src, raw) == "\n    return x * 2"
     assert not should_stop(src, "\n  ")  # the next line's indentation is not known yet
     assert should_stop(src, raw)
+
+
+# -- a generation cut short by local.timeoutMs ----------------------------------------------------
+@pytest.mark.parametrize("partial, kept", [
+    ("total = 0\n    for x in xs:\n        tot", "total = 0\n"),  # the opener's body never came
+    ("total = 0\n    for x in xs:\n        total += x\n    ret", "total = 0\n    for x in xs:\n        total += x\n"),
+    ("return compute(", ""),  # no complete line
+    ("x = f(a,\n      b)\ny = 2\n", "x = f(a,\n      b)\ny = 2\n"),  # ends on a complete line: all of it
+    ("items = [\n    1,\n    2,\n", ""),  # every line continues on the next
+    ("a = 1\n\n\nb", "a = 1\n"),
+])
+def test_complete_lines_of_a_cut_short_generation(partial, kept):
+    from tandem_lsp.completion.postprocess import complete_lines
+
+    assert complete_lines(partial) == kept

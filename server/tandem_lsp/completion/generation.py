@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from tandem_lsp.backends.base import LocalBackend
 from tandem_lsp.completion.cache import SUFFIX_FP_CHARS, prefix_key, suffix_fingerprint
-from tandem_lsp.completion.postprocess import postprocess, stream_should_stop
+from tandem_lsp.completion.postprocess import complete_lines, postprocess, stream_should_stop
 from tandem_lsp.completion.request import GenerationRequest, PromptContext
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Generation:
         self.done = False
         self.error: str | None = None
         self.aborted = False
+        self.cut_short = False  # local.timeoutMs ended a stream that was still sending: complete lines count
         self.started = time.monotonic()
         self.first_chunk_at: float | None = None
         self.adopted_at = 0.0
@@ -64,6 +65,11 @@ class Generation:
                         self._notify()
                         if self._enough():
                             break
+        except TimeoutError:
+            if self.first_chunk_at is None:
+                raise  # nothing came: the model is not answering
+            self.cut_short = True  # a slow model with a long answer: its complete lines still count
+            log.debug("generation cut short by local.timeoutMs after %d chars", len(self.raw))
         except asyncio.CancelledError:
             self.aborted = True
             raise
@@ -108,7 +114,8 @@ class Generation:
     def result(self) -> str | None:
         """The post-processed suggestion at the anchor (None when there is nothing to show)."""
         if self._result is None and self.done and self.error is None and not self.aborted:
-            self._result = postprocess(self.raw, self.ctx, multiline=self.multiline, stop=self.stop) or ""
+            raw = complete_lines(self.raw) if self.cut_short else self.raw
+            self._result = postprocess(raw, self.ctx, multiline=self.multiline, stop=self.stop) or ""
         return self._result or None
 
     def remainder(self, typed: str) -> str | None:

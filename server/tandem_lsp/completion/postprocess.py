@@ -240,6 +240,20 @@ def postprocess(raw: str, ctx: PromptContext, *, multiline: str = "auto", stop: 
     return result if result.strip() else None
 
 
+_OPENERS = (":", "{", "(", "[", ",", "\\", "=>", "->")
+
+
+def complete_lines(partial: str) -> str:
+    """What a generation cut short (``local.timeoutMs``) may still show: its complete lines, without a
+    last line that opens a block or continues on the next line, since what follows it never came."""
+    if "\n" not in partial:
+        return ""
+    lines = partial[: partial.rfind("\n")].split("\n")
+    while lines and (not lines[-1].strip() or lines[-1].rstrip().endswith(_OPENERS)):
+        lines.pop()
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def stream_should_stop(text_so_far: str, ctx: PromptContext, multiline: str) -> bool:
     """True once ``postprocess`` would cut the output before its end, so the stream can be closed:
     a finished line in single-line mode, the line that ends the block (or two blank lines) in
