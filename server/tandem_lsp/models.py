@@ -42,17 +42,22 @@ Tests
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_FILE = "default.txt"
+from tandem_lsp.model_files import (  # noqa: F401  (part of this module's interface)
+    DEFAULT_FILE,
+    _read_defaults,
+    data_dir,
+    default_model_path,
+    model_path,
+    models_dir,
+)
+
 PART_SUFFIX = ".part"
 CHUNK = 1 << 16
 CONNECT_TIMEOUT = 5.0
@@ -127,41 +132,8 @@ CATALOGUE: dict[str, ModelEntry] = {
 
 # --------------------------------------------------------------------------------------------- paths
 
-def data_dir() -> Path:
-    if os.environ.get("TANDEM_DATA_DIR"):
-        return Path(os.environ["TANDEM_DATA_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "tandem"
-    return Path.home() / ".local" / "share" / "tandem"
-
-
-def models_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where models live (not created here)."""
-    if override:
-        return Path(override).expanduser()
-    return data_dir() / "models"
-
-
-def model_path(name: str, directory: str | os.PathLike | None = None) -> Path:
-    return models_dir(directory) / f"{name}.gguf"
-
-
 def _part_path(name: str, directory=None) -> Path:
     return model_path(name, directory).with_name(f"{name}.gguf{PART_SUFFIX}")
-
-
-def _read_defaults(directory=None) -> list[str]:
-    try:
-        text = (models_dir(directory) / DEFAULT_FILE).read_text(encoding="utf-8")
-    except OSError:
-        return []
-    names: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and line not in names and "/" not in line and "\\" not in line:
-            names.append(line)
-    return names
 
 
 def _write_defaults(names: list[str], directory=None) -> None:
@@ -172,15 +144,6 @@ def _write_defaults(names: list[str], directory=None) -> None:
     tmp = target.with_name(f"{DEFAULT_FILE}.{os.getpid()}.tmp")
     tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
     os.replace(tmp, target)
-
-
-def default_model_path(directory: str | os.PathLike | None = None) -> Path | None:
-    """The most recently pulled model that is still present, or None."""
-    for name in _read_defaults(directory):
-        path = model_path(name, directory)
-        if path.is_file():
-            return path
-    return None
 
 
 def _default_name(directory=None) -> str | None:
@@ -414,6 +377,8 @@ def _download(url: str, part: Path, err, entry: ModelEntry) -> None:
                 if total is None:
                     total = entry.size or None
                 elif total > offset:
+                    import shutil
+
                     free = shutil.disk_usage(part.parent).free
                     if free < total - offset:
                         raise PullError(
@@ -487,6 +452,8 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
     except OSError as exc:
         err.write(f"error writing {part}: {exc}\n")
         return EXIT_FAIL
+
+    import hashlib  # here, not at the top: the server imports this module for default_model_path()
 
     hasher = hashlib.sha256()
     _hash_file(part, hasher)
@@ -615,6 +582,8 @@ def remove(name: str, directory=None, out=None, err=None) -> int:
 
 def add_parser(subparsers) -> None:
     """Add ``models`` (with ``list``, ``pull``, ``path``, ``remove``) to a ``add_subparsers()`` object."""
+    import argparse
+
     models = subparsers.add_parser("models", help="list, download and remove local GGUF models",
                                    description="Manage GGUF models for the embedded backend.")
     models.add_argument("--dir", dest="models_dir", metavar="DIR",
@@ -622,7 +591,7 @@ def add_parser(subparsers) -> None:
     models.set_defaults(_models_parser=models)
     sub = models.add_subparsers(dest="models_command", metavar="{list,pull,path,remove}")
 
-    def child(name: str, help: str) -> argparse.ArgumentParser:
+    def child(name: str, help: str) -> "argparse.ArgumentParser":
         p = sub.add_parser(name, help=help)
         p.add_argument("--dir", dest="models_dir", metavar="DIR", default=argparse.SUPPRESS,
                        help="models directory")

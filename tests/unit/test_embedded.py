@@ -371,9 +371,9 @@ async def test_auto_falls_back_to_the_default_model_file(tiny_model, monkeypatch
         return None
 
     monkeypatch.setattr(auto, "probe", no_server)
-    fake_models = pytypes.ModuleType("tandem_lsp.models")
+    fake_models = pytypes.ModuleType("tandem_lsp.model_files")
     fake_models.default_model_path = lambda: tiny_model
-    monkeypatch.setitem(sys.modules, "tandem_lsp.models", fake_models)
+    monkeypatch.setitem(sys.modules, "tandem_lsp.model_files", fake_models)
     monkeypatch.setattr(manager_mod, "REPROBE_INTERVAL_S", 0.0)
     model = LocalModel(LocalSettings(backend="auto"))
     backend, _ = await wait_resolved(model)

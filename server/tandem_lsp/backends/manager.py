@@ -170,7 +170,7 @@ class LocalModel:
         if self.settings.model_path:
             return Path(self.settings.model_path).expanduser()
         try:
-            from tandem_lsp.models import default_model_path
+            from tandem_lsp.model_files import default_model_path
         except ImportError:
             return None
         try:
