@@ -528,9 +528,15 @@ def list_models(directory=None, out=None) -> int:
                 rows.append(("*" if stem == default else "", stem, "?", "?", human_size(path.stat().st_size),
                              f"present  {path} (local)"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    indent = " " * (widths[0] + 2)
     for row in rows:
         out.write("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5] + "\n")
-    out.write(f"\nmodels directory: {mdir}\n")
+        entry = CATALOGUE.get(row[1])
+        if entry is not None:
+            digest = entry.sha256 or "not pinned: Hugging Face's own digest of the file is checked at pull time"
+            out.write(f"{indent}from   {download_url(entry)}\n{indent}sha256 {digest}\n")
+    out.write(f"\nrecommended: {RECOMMENDED} (on 2-4 cores, {SMALLEST} is faster)\n")
+    out.write(f"models directory: {mdir}\n")
     out.write("* = default (the most recently pulled model)\n" if default else "no default model (run `pull`)\n")
     return EXIT_OK
 

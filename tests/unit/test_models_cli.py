@@ -193,6 +193,10 @@ def test_pull_list_path_remove(env, server, capsys):
     line = next(l for l in out.splitlines() if "test-tiny" in l)
     assert "present" not in line and line.rstrip().endswith("-")
     assert "qwen2.5-coder-1.5b-q8_0" in out and "no default model" in out
+    for entry in models.CATALOGUE.values():  # each with its source and digest
+        assert models.download_url(entry) in out
+        assert (entry.sha256 or "checked at pull time") in out
+    assert f"recommended: {models.RECOMMENDED}" in out
 
     assert cli("pull", "test-tiny") == 0
     captured = capsys.readouterr()
