@@ -71,3 +71,18 @@ def test_client_only_settings(properties):
     assert properties["tandem.serverPath"]["default"] == ""
     assert properties["tandem.pythonPath"]["default"] == "python3"
     assert properties["tandem.trace.server"]["enum"] == ["off", "messages", "verbose"]
+
+
+def test_the_extension_offers_the_servers_recommended_model():
+    """clients/vscode/src/models.ts pulls the model the server's catalogue recommends, which exists."""
+    import re
+
+    from tandem_lsp import models
+
+    source = (PACKAGE_JSON.parent / "src" / "models.ts").read_text(encoding="utf-8")
+    name = re.search(r"RECOMMENDED_MODEL = '([^']+)'", source).group(1)
+    assert name == models.RECOMMENDED and name in models.CATALOGUE
+    size = re.search(r"RECOMMENDED_SIZE = '([\d.]+) GB'", source).group(1)
+    assert abs(float(size) * 1e9 - models.CATALOGUE[name].size) < 0.1e9
+    commands = {c["command"] for c in json.loads(PACKAGE_JSON.read_text())["contributes"]["commands"]}
+    assert "tandem.vscode.pullModel" in commands

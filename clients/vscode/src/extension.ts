@@ -19,6 +19,7 @@ import {
 import pkg from '../package.json';
 import { DiscoveryProbes, findServer, ServerCommand, ServerNotFoundError } from './discovery';
 import { CommandResult, resultMarkdown, statsMarkdown } from './markdown';
+import { offersPull, pullCommand, RECOMMENDED_MODEL, RECOMMENDED_SIZE } from './models';
 import { buildSettingsTree, serverSettingKeys } from './settings';
 
 const SECTION = 'tandem';
@@ -43,6 +44,8 @@ let costUsd: number | undefined;
 let clientCommandsPending = 0;
 let resultsDir: string;
 let statsTimer: NodeJS.Timeout | undefined;
+let serverCommand: ServerCommand | undefined;
+let pullOffered = false; // the "no local model" offer is made once per session
 
 export function settingsTree() {
   return buildSettingsTree(vscode.workspace.getConfiguration(SECTION), SERVER_KEYS);
@@ -90,6 +93,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('tandem.vscode.showStats', showStats),
     vscode.commands.registerCommand('tandem.vscode.restartServer', restartServer),
     vscode.commands.registerCommand('tandem.vscode.showLogs', () => log.show(true)),
+    vscode.commands.registerCommand('tandem.vscode.pullModel', pullModel),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('tandem.serverPath') || e.affectsConfiguration('tandem.pythonPath')) {
         log.info('tandem.serverPath / tandem.pythonPath changed: restarting the server');
@@ -105,6 +109,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 export async function deactivate(): Promise<void> {
   if (statsTimer) clearInterval(statsTimer);
   await stopServer();
+}
+
+/** `tandem-lsp models pull <recommended>` in a terminal, run by the server command that was found. The
+ * server looks for the pulled model by itself the next time a completion finds no model server. */
+async function pullModel(): Promise<void> {
+  if (!serverCommand) {
+    void vscode.window.showErrorMessage('Tandem: the server was not found, so there is nothing to pull the model with.');
+    return;
+  }
+  const { command, args } = pullCommand(serverCommand, RECOMMENDED_MODEL);
+  log.info(`pulling a model: ${[command, ...args].join(' ')}`);
+  const terminal = vscode.window.createTerminal({ name: 'Tandem: pull model', shellPath: command, shellArgs: args });
+  terminal.show();
 }
 
 // --- the server ------------------------------------------------------------------------------
@@ -125,6 +142,7 @@ async function startServer(): Promise<void> {
     });
     return;
   }
+  serverCommand = server;
   log.info(`starting ${[server.command, ...server.args].join(' ')} (found via ${server.source})`);
   const serverOptions: ServerOptions = {
     command: server.command,
@@ -194,6 +212,13 @@ async function startServer(): Promise<void> {
     status = params ?? {};
     log.info(`model status: ${JSON.stringify(params)}`);
     renderStatus();
+    if (offersPull(status) && !pullOffered) {
+      pullOffered = true;
+      const pick = `Pull a model (${RECOMMENDED_SIZE})`;
+      void vscode.window
+        .showInformationMessage('Tandem: no local model is running. Run one inside Tandem, with no server to install?', pick, 'Not Now')
+        .then((choice) => choice === pick && void pullModel());
+    }
   });
   status = { state: 'starting' };
   renderStatus();
