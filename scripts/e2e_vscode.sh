@@ -5,7 +5,9 @@
 #   sudo scripts/e2e_vscode.sh [OUT_DIR]        # default OUT_DIR: /tmp/tandem-e2e-vscode
 #
 # Steps checked (a screenshot of each goes to OUT_DIR/screenshots/):
-#   1. ghost text appears after typing;  2. Tab accepts it;  3. "Tandem: Explain Failure" opens a result.
+#   1. ghost text appears after typing;  2. Tab accepts it;  3. "Tandem: Explain Failure" opens a result;
+#   4. with no local model (local.backend switched to auto, nothing listening), the extension offers to pull
+#      one, and its button runs `tandem-lsp models pull` (seen as requests at a stand-in for Hugging Face).
 #
 # Needs root the first time (apt-get, and code-server's npm install). Heavy state is cached under
 # $TANDEM_E2E_HOME (default /opt/tandem-e2e): code-server 4.100.3 (from npm), a venv with selenium.
@@ -112,6 +114,28 @@ MODEL_URL=$(sed -n 's/^READY \(http[^ ]*\).*/\1/p' "$OUT/logs/model_server.out")
 test -n "$MODEL_URL" || { log "the fake model server did not start"; cat "$OUT/logs/model_server.err" >&2; exit 1; }
 log "fake model server at $MODEL_URL"
 
+# a stand-in for Hugging Face (TANDEM_MODELS_URL): answers 404 to everything and logs what it was asked
+HUB_LOG="$OUT/logs/hub-requests.log"
+: >"$HUB_LOG"
+HUB_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+setsid "$PY" - "$HUB_PORT" "$HUB_LOG" >"$OUT/logs/hub.log" 2>&1 <<'PY' &
+import http.server, sys
+port, log = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def _answer(self):
+        with open(log, "a") as f:
+            f.write(f"{self.command} {self.path}\n")
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_HEAD = do_GET = _answer
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+pids+=($!)
+export TANDEM_MODELS_URL="http://127.0.0.1:$HUB_PORT/"
+# `auto` (step 4) finds no model server: nothing listens on port 9
+export TANDEM_AUTO_ENDPOINTS="openai=http://127.0.0.1:9/v1,ollama=http://127.0.0.1:9,llamacpp=http://127.0.0.1:9"
+
 SERVER_BIN="$(dirname "$PY")/tandem-lsp"
 [ -x "$SERVER_BIN" ] || SERVER_BIN="$(command -v tandem-lsp || true)"
 
@@ -176,15 +200,16 @@ log "code-server at http://127.0.0.1:$PORT"
 
 # --- 6. drive it ---------------------------------------------------------------------------------
 set +e
-"$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$TYPED" "$COMPLETION" <<'PY'
-import sys, time, traceback
+"$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$TYPED" "$COMPLETION" \
+  "$USER_DATA/User/settings.json" "$HUB_LOG" <<'PY'
+import json, sys, time, traceback
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.action_chains import ActionChains
 
-url, out, typed, completion = sys.argv[1:]
+url, out, typed, completion, settings_path, hub_log = sys.argv[1:]
 shots = f"{out}/screenshots"
 opts = webdriver.ChromeOptions()
 opts.binary_location = "/usr/bin/chromium"
@@ -295,6 +320,36 @@ try:
     except TimeoutError as e:
         results["3 explain failure"] = f"FAILED: {e}"; ok = False
     shot("3-explain-failure")
+
+    # 4. no local model: the offer to pull one, and its button runs the pull
+    # as a workspace setting: code-server picks up .vscode/settings.json at once
+    import os
+    folder = os.path.join(out, "workspace", ".vscode")
+    os.makedirs(folder, exist_ok=True)
+    json.dump({"tandem.local.backend": "auto"}, open(os.path.join(folder, "settings.json"), "w"))
+    time.sleep(3)
+    open_file("calc.py")
+    driver.find_element(By.CSS_SELECTOR, ".editor-group-container.active .monaco-editor .view-lines").click()
+    chord(Keys.CONTROL, Keys.END)
+    keys(Keys.ENTER, "x")  # a completion request: the server looks for a model and finds none
+    def offer():
+        for toast in driver.find_elements(By.CSS_SELECTOR, ".notifications-toasts .notification-list-item"):
+            if "no local model is running" in toast.text:
+                return toast
+    try:
+        toast = wait_for(offer, 30, "the pull offer")
+        offer_text = toast.text.splitlines()[0]
+        shot("4-pull-offer")
+        button = next(b for b in toast.find_elements(By.CSS_SELECTOR, ".monaco-button") if "Pull a model" in b.text)
+        button.click()
+        asked = wait_for(lambda: [l for l in open(hub_log).read().splitlines() if "qwen2.5-coder-1.5b-q8_0.gguf" in l],
+                         30, "the pull at the hub")
+        time.sleep(2)
+        shot("4-pull-terminal")
+        results["4 pull offer"] = f"ok: {offer_text!r}; the hub was asked {asked[0]!r}"
+    except (TimeoutError, StopIteration) as e:
+        results["4 pull offer"] = f"FAILED: {e!r}"; ok = False
+        shot("4-pull-offer")
 except Exception:  # noqa: BLE001
     traceback.print_exc()
     ok = False

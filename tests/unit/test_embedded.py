@@ -389,6 +389,7 @@ async def test_auto_without_server_or_model_file_reports_no_server(tmp_path, mon
 
     monkeypatch.setattr(auto, "probe", no_server)
     model = LocalModel(LocalSettings(backend="auto", model_path=str(tmp_path / "absent.gguf")))
+    model.status = manager_mod.ModelStatus(state="ready", backend="openai", model="the-one-before")  # as before a settings change
     assert await model.ensure() is None
     assert model.status.state == "down" and "no local model server found" in model.status.detail
     from tandem_lsp import models
@@ -396,6 +397,7 @@ async def test_auto_without_server_or_model_file_reports_no_server(tmp_path, mon
 
     assert manager._RECOMMENDED == models.RECOMMENDED  # the hint names the model the catalogue recommends
     assert f"tandem-lsp models pull {models.RECOMMENDED}" in model.status.detail
+    assert model.status.model is None and model.status.backend is None  # no stale name in the status bar
     await model.aclose()
 
 

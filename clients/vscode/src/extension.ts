@@ -19,7 +19,7 @@ import {
 import pkg from '../package.json';
 import { DiscoveryProbes, findServer, ServerCommand, ServerNotFoundError } from './discovery';
 import { CommandResult, resultMarkdown, statsMarkdown } from './markdown';
-import { offersPull, pullCommand, RECOMMENDED_MODEL, RECOMMENDED_SIZE } from './models';
+import { offersPull, pullCommand, RECOMMENDED_MODEL, RECOMMENDED_SIZE, shellCommandLine } from './models';
 import { buildSettingsTree, serverSettingKeys } from './settings';
 
 const SECTION = 'tandem';
@@ -120,8 +120,10 @@ async function pullModel(): Promise<void> {
   }
   const { command, args } = pullCommand(serverCommand, RECOMMENDED_MODEL);
   log.info(`pulling a model: ${[command, ...args].join(' ')}`);
-  const terminal = vscode.window.createTerminal({ name: 'Tandem: pull model', shellPath: command, shellArgs: args });
+  // In the user's shell, so that the output (progress, or why it failed) stays on screen afterwards.
+  const terminal = vscode.window.createTerminal({ name: 'Tandem: pull model' });
   terminal.show();
+  terminal.sendText(shellCommandLine(command, args, process.platform));
 }
 
 // --- the server ------------------------------------------------------------------------------

@@ -21,3 +21,13 @@ export function offersPull(status: StatusLike): boolean {
 export function pullCommand(server: ServerCommand, model: string = RECOMMENDED_MODEL): { command: string; args: string[] } {
   return { command: server.command, args: [...server.args, 'models', 'pull', model] };
 }
+
+/** One command line for the user's shell: POSIX shells, or PowerShell (VS Code's default on Windows). */
+export function shellCommandLine(command: string, args: string[], platform: string): string {
+  if (platform === 'win32') {
+    const quote = (a: string) => (/^[\w.\\/:-]+$/.test(a) ? a : `'${a.replace(/'/g, "''")}'`);
+    return ['&', `'${command.replace(/'/g, "''")}'`, ...args.map(quote)].join(' ');
+  }
+  const quote = (a: string) => (/^[\w.\/:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return [command, ...args].map(quote).join(' ');
+}

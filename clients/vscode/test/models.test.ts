@@ -1,7 +1,7 @@
 import './vscode-mock';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { offersPull, pullCommand, RECOMMENDED_MODEL } from '../src/models';
+import { offersPull, pullCommand, RECOMMENDED_MODEL, shellCommandLine } from '../src/models';
 
 describe('the pull offer', () => {
   it('is made when no model answers and the server names the pull command', () => {
@@ -24,5 +24,19 @@ describe('the pull offer', () => {
     assert.deepEqual(pullCommand({ command: 'python3', args: ['-m', 'tandem_lsp'], source: 'python' }, 'qwen2.5-coder-0.5b-q8_0'), {
       command: 'python3', args: ['-m', 'tandem_lsp', 'models', 'pull', 'qwen2.5-coder-0.5b-q8_0'],
     });
+  });
+});
+
+describe('the pull command line', () => {
+  it('quotes for POSIX shells only where needed', () => {
+    assert.equal(shellCommandLine('/opt/venv/bin/tandem-lsp', ['models', 'pull', 'qwen2.5-coder-1.5b-q8_0'], 'linux'),
+      '/opt/venv/bin/tandem-lsp models pull qwen2.5-coder-1.5b-q8_0');
+    assert.equal(shellCommandLine("/home/o'neil/my venv/bin/python", ['-m', 'tandem_lsp'], 'darwin'),
+      "'/home/o'\\''neil/my venv/bin/python' -m tandem_lsp");
+  });
+
+  it('calls the program with & in PowerShell', () => {
+    assert.equal(shellCommandLine('C:\\Program Files\\Tandem\\tandem-lsp.exe', ['models', 'pull', 'x'], 'win32'),
+      "& 'C:\\Program Files\\Tandem\\tandem-lsp.exe' models pull x");
   });
 });

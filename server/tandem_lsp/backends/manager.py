@@ -145,7 +145,8 @@ class LocalModel:
             if path is None:
                 self.report_failure(
                     "local.backend is embedded but there is no model file: run "
-                    f"`tandem-lsp models pull {_RECOMMENDED}`, or set local.modelPath to a GGUF file"
+                    f"`tandem-lsp models pull {_RECOMMENDED}`, or set local.modelPath to a GGUF file",
+                    no_model=True,
                 )
                 return None
             return self._embedded_backend(path)
@@ -159,7 +160,8 @@ class LocalModel:
                     "no local model server found (tried LM Studio :1234, Ollama :11434, llama.cpp :8080); "
                     "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`, or run a model "
                     f"inside Tandem: `tandem-lsp models pull {_RECOMMENDED}`"
-                    + (f" (or put a GGUF model at {path})" if path is not None else "")
+                    + (f" (or put a GGUF model at {path})" if path is not None else ""),
+                    no_model=True,
                 )
             return backend
         return make_backend(kind, self.client, self.settings.endpoint)
@@ -256,11 +258,13 @@ class LocalModel:
                 message = f"Tandem: the local model is back ({self.status.backend} at {self.status.endpoint})"
             self._set_status(replace(self.status, state=state, detail=f"{latency_ms:.0f} ms"), message)
 
-    def report_failure(self, reason: str) -> None:
-        """Log the first failure of a run of failures; stay quiet until the model is back."""
+    def report_failure(self, reason: str, *, no_model: bool = False) -> None:
+        """Log the first failure of a run of failures; stay quiet until the model is back. ``no_model``:
+        no model was found at all, so the status names none (not the one used before a settings change)."""
         if self.status.state != "down":
+            base = ModelStatus() if no_model else self.status
             self._set_status(
-                replace(self.status, state="down", detail=reason),
+                replace(base, state="down", detail=reason),
                 f"Tandem: local model unavailable: {reason}. Completions pause until it answers again.",
             )
         else:
