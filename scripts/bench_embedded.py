@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from tandem_lsp.backends.embedded import EmbeddedBackend  # noqa: E402
 from tandem_lsp.completion.request import GenerationRequest  # noqa: E402
+from tests.fakes.tiny_gguf import _bytes_to_unicode  # noqa: E402  (GPT-2's byte-level alphabet)
 
 # (n_embd, n_layer, n_head, n_head_kv, n_ff) of Qwen2.5-Coder's config.json files
 SHAPES = {
@@ -51,17 +52,6 @@ QWEN_SPECIALS = {  # Qwen2.5's special tokens at their real ids
     151663: "<|repo_name|>", 151664: "<|file_sep|>",
 }
 CODE = (ROOT / "server" / "tandem_lsp" / "completion" / "pipeline.py").read_text(encoding="utf-8")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def write_shaped_gguf(path: Path, size: str, seed: int = 0) -> Path:
