@@ -110,7 +110,8 @@ def lua_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid Lua string literal for these ASCII paths/texts
 
 
-def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: dict | None = None) -> dict:
+def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: dict | None = None,
+             env: dict | None = None) -> dict:
     project = tmp_path / "project"
     project.mkdir()
     (project / ".git").mkdir()
@@ -131,7 +132,9 @@ def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: 
             .replace("__SCENARIO__", scenario))
     init_path = tmp_path / "init.lua"
     init_path.write_text(init)
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY" and not k.startswith(("NVIM", "VIM"))}
+    env.update(extra)
     env.update(HOME=str(home), TANDEM_STATE_DIR=str(tmp_path / "state"),
                **{f"XDG_{d}_HOME": str(tmp_path / "xdg" / d.lower()) for d in ("CONFIG", "DATA", "STATE", "CACHE")})
     proc = subprocess.run([NVIM, "--headless", "--clean", "-u", str(init_path)], check=False, cwd=project, env=env,
@@ -255,3 +258,53 @@ def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
     assert any(line.startswith("- **local**: ") and "calls=1" in line for line in result["stats_lines"])
     bodies = [json.dumps(r.body) for r in fake.generation_requests()]
     assert "RegisterFailure: from register a" in bodies[-1] and "ZeroDivisionError" not in bodies[-1]
+
+
+def test_no_local_model_offers_the_pull_and_tandem_pull_model_runs_it(tmp_path, fake):
+    """With `auto` finding nothing, the client says once which command pulls a model, and
+    :TandemPullModel runs `tandem-lsp models pull` in a terminal (seen at a stand-in for Hugging Face)."""
+    import http.server
+    import threading
+
+    from tandem_lsp import models
+
+    asked: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            asked.append(f"{self.command} {self.path}")
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET = _answer
+
+        def log_message(self, *args):
+            pass
+
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    closed = "http://127.0.0.1:9"
+    try:
+        result = run_nvim(tmp_path, fake, r"""
+          local tandem = require('tandem')
+          T.wait(15000, function() return tandem.pull_offer ~= nil end)
+          out.offer = tandem.pull_offer
+          out.recommended = tandem.RECOMMENDED_MODEL
+          vim.cmd('TandemPullModel')
+          T.wait(30000, function() return tandem.last_pull ~= nil end)
+          out.last_pull = tandem.last_pull
+          out.terminal = vim.bo.buftype
+        """, settings={"local": {"backend": "auto"}}, env={
+            "TANDEM_AUTO_ENDPOINTS": f"openai={closed}/v1,ollama={closed},llamacpp={closed}",
+            "TANDEM_MODELS_URL": f"http://127.0.0.1:{hub.server_address[1]}/",
+            "TANDEM_DATA_DIR": str(tmp_path / "data"),
+        })
+    finally:
+        hub.shutdown()
+    assert result["recommended"] == models.RECOMMENDED
+    assert ":TandemPullModel" in result["offer"] and models.RECOMMENDED in result["offer"]
+    assert "TandemPullModel" in result["commands"] and result["terminal"] == "terminal"
+    assert result["last_pull"] == {"name": models.RECOMMENDED, "code": 1}  # the stand-in has no such file
+    entry = models.CATALOGUE[models.RECOMMENDED]
+    assert asked == [f"HEAD /{entry.repo}/resolve/{entry.revision}/{entry.file}"]

@@ -24,7 +24,8 @@
 --- also pulls section `tandem` of `settings` after `workspace/didChangeConfiguration`. Every key is
 --- optional. `local` is a Lua keyword: write `['local']`.
 ---
---- The commands (`:TandemExplainFailure`, `:TandemPlanRefactor`, `:TandemAsk`, `:TandemStats`)
+--- The commands (`:TandemExplainFailure`, `:TandemPlanRefactor`, `:TandemAsk`, `:TandemStats`,
+--- `:TandemPullModel`)
 --- and inline completion come from `plugin/tandem.lua` in the same folder.
 
 --- The contract's defaults, spelled out so that they are easy to find and override.

@@ -40,3 +40,7 @@ end, { nargs = '+', range = true, desc = 'Tandem: ask anything {prompt}' })
 cmd('TandemStats', function()
   tandem.stats()
 end, { nargs = 0, desc = 'Tandem: calls, spend and savings since start' })
+
+cmd('TandemPullModel', function(opts)
+  tandem.pull_model(opts)
+end, { nargs = '?', desc = 'Tandem: download a model to run inside Tandem [name] (tandem-lsp models pull)' })

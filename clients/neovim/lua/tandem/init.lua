@@ -228,6 +228,61 @@ function M.register_client_commands()
   end
 end
 
+-- -- no local model: pull one ----------------------------------------------------------------------
+
+--- The server's `tandem_lsp.models.RECOMMENDED` (tests/e2e/test_neovim.py checks they agree).
+M.RECOMMENDED_MODEL = 'qwen2.5-coder-1.5b-q8_0'
+
+--- The server command from the 'tandem' config, to run its `models` sub-command with.
+local function server_argv()
+  local cfg = vim.lsp.config[M.name] or {}
+  if type(cfg.cmd) == 'table' and #cfg.cmd > 0 then
+    return vim.deepcopy(cfg.cmd)
+  end
+  return { 'tandem-lsp' }
+end
+
+--- :TandemPullModel [name]: `tandem-lsp models pull` in a terminal split, so its progress shows.
+--- The server picks the model up by itself the next time a completion finds no model server.
+function M.pull_model(cmd)
+  local name = (cmd and cmd.args and cmd.args ~= '') and cmd.args or M.RECOMMENDED_MODEL
+  local argv = server_argv()
+  vim.list_extend(argv, { 'models', 'pull', name })
+  vim.cmd(vim.g.tandem_split or 'botright split')
+  vim.cmd.enew()
+  local opts = {
+    on_exit = function(_, code)
+      M.last_pull = { name = name, code = code }
+      if code == 0 then
+        notify(name .. ' is pulled; completions use it from the next keystroke on')
+      else
+        notify('pulling ' .. name .. ' failed (exit ' .. code .. '); the terminal says why', vim.log.levels.WARN)
+      end
+    end,
+  }
+  if vim.fn.has('nvim-0.11') == 1 then
+    opts.term = true
+    return vim.fn.jobstart(argv, opts)
+  end
+  return vim.fn.termopen(argv, opts)
+end
+
+local offered = false
+
+--- `tandem/status` notifications: when no model runs and the server names the pull command, say
+--- once which command pulls one.
+function M.on_status(_, status)
+  if offered or type(status) ~= 'table' or status.state ~= 'down' then
+    return
+  end
+  if tostring(status.detail or ''):find('tandem-lsp models pull', 1, true) then
+    offered = true
+    M.pull_offer = 'no local model is running. :TandemPullModel pulls ' .. M.RECOMMENDED_MODEL
+      .. ' (1.6 GB) to run one inside Tandem, with no server to install.'
+    notify(M.pull_offer, vim.log.levels.WARN)
+  end
+end
+
 -- -- completion ------------------------------------------------------------------------------------
 
 --- Ghost text where Neovim has inline completion (0.12+), completion-menu items otherwise.
@@ -260,6 +315,7 @@ function M.setup()
   end
   M._did_setup = true
   M.register_client_commands()
+  vim.lsp.config(M.name, { handlers = { ['tandem/status'] = M.on_status } })
   vim.api.nvim_create_autocmd('LspAttach', {
     group = vim.api.nvim_create_augroup('tandem', { clear = true }),
     callback = function(ev)
