@@ -25,8 +25,7 @@
 --- optional. `local` is a Lua keyword: write `['local']`.
 ---
 --- The commands (`:TandemExplainFailure`, `:TandemPlanRefactor`, `:TandemAsk`, `:TandemStats`,
---- `:TandemPullModel`)
---- and inline completion come from `plugin/tandem.lua` in the same folder.
+--- `:TandemPullModel`) and inline completion come from `plugin/tandem.lua` in the same folder.
 
 --- The contract's defaults, spelled out so that they are easy to find and override.
 local defaults = {
