@@ -52,6 +52,7 @@ WARMUP_TOKENS = 128  # read once at load time: pages the weights in and measures
 
 class EmbeddedBackend:
     name = "embedded"
+    in_process = True  # a timeout means busy (reading a prompt), never down: see CompletionEngine._run
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
                  model: str | None = None):

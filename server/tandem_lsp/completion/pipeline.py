@@ -1,4 +1,4 @@
-"""The per-keystroke completion pipeline: the orchestrator that sequences the stages.
+r"""The per-keystroke completion pipeline: the orchestrator that sequences the stages.
 
     request -> typed-through cache -> in-flight adoption -> debounce -> context -> template
             -> generation (local backend, streamed) -> post-process -> cache -> answer
@@ -211,6 +211,12 @@ class CompletionEngine:
         try:
             await gen.run(backend, request, timeout_s)
         except TimeoutError:
+            if getattr(backend, "in_process", False):
+                # A model inside this process is busy, not down: it was still reading a new prompt (what
+                # it read stays cached for the next request). Slow, then, and no "unavailable" message.
+                log.debug("in-process model: no text within local.timeoutMs (still reading the prompt)")
+                self.model.report_success(timeout_s * 1000)
+                return
             gen.error = f"no answer within local.timeoutMs ({timeout_s * 1000:.0f} ms)"
         except BackendError as exc:
             gen.error = str(exc)
