@@ -219,6 +219,26 @@ async def bench(path: Path, size: str) -> None:
             firsts.append(f if f is not None else t)
         print(f"    then each keystroke: first text after {statistics.median(firsts):,.0f} ms (median of "
               f"{len(firsts)}), reading {backend.last_prompt_tokens_evaluated} tokens")
+
+        # typing new lines at the end of a long file, through the pipeline's context stage: the text
+        # window's start moves now and then, and the prompt's token budget fills up
+        from tandem_lsp.completion import context as context_stage
+
+        typed = "def total(values):\n    result = 0\n    for v in values:\n        result += v\n    return res"
+        base_text = CODE[:12000] + "\n\n"
+        await timed(backend, gen_request("unrelated", "", 1))
+        reads, slow = [], 0
+        for k in range(len(typed) + 1):
+            text = base_text + typed[:k]
+            ctx = context_stage.build_context(
+                context_stage.CompletionRequest("file:///bench.py", text, len(text)), 8000, 2000)
+            first, total, _ = await timed(backend, gen_request(ctx.prefix, ctx.suffix, 4))
+            if k:  # the first request reads the file once
+                reads.append(backend.last_prompt_tokens_evaluated)
+                slow += (first if first is not None else total) > 1000
+        print(f"  typing {len(typed)} keys ({typed.count(chr(10))} new lines) at the end of a 12,000-character file: "
+              f"{statistics.mean(reads):.1f} prompt tokens read per key; {sum(r > 100 for r in reads)} keys re-read "
+              f"the prompt, {slow} waited over 1 s")
     finally:
         await backend.aclose()
 

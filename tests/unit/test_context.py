@@ -205,5 +205,26 @@ def test_snippets_take_at_most_half_of_the_prefix_budget():
     ctx = build_context(req, 400, 100, snippets)
     assert ctx.snippets == (snippets[0],)  # 156 fits in 200; the second would not (later ones dropped)
     used = sum(len(s.path) + len(s.text) for s in ctx.snippets)
-    assert len(ctx.prefix) <= 400 - used and len(ctx.prefix) > 400 - used - 10
+    window = 400 - used  # the prefix starts on a grid of window // 8 (see the next test), then a line start
+    assert len(ctx.prefix) <= window and len(ctx.prefix) > window - window // 8 - 10
     assert len(ctx.prefix) + len(ctx.suffix) + used <= 400 + 100
+
+
+def test_typing_at_the_cursor_keeps_the_start_of_a_long_prefix():
+    """A model's prompt cache keeps what did not change at the start of the prompt. Typing two new lines
+    at the end of a long file must not move the window's start on every line, only once per grid step."""
+    from tandem_lsp.completion.context import PREFIX_QUANTUM
+
+    head = "".join(f"value_{i} = compute({i})\n" for i in range(2000))
+    typed = "def total(values):\n    return sum(values)\n"
+    starts = set()
+    for k in range(len(typed) + 1):
+        text = head + typed[:k]
+        ctx = build_context(CompletionRequest("file:///w/x.py", text, len(text)), 8000, 2000)
+        assert len(ctx.prefix) <= 8000 and len(ctx.prefix) > 8000 - PREFIX_QUANTUM - 40
+        assert ctx.prefix.startswith("value_") and text.endswith(ctx.prefix)
+        starts.add(len(text) - len(ctx.prefix))
+    assert len(starts) <= 2  # 45 keystrokes, two new lines: the start moved at most once
+    # without the grid, it would move with every line typed
+    moved = {len(head + typed[:k]) - len(bound_prefix(head + typed[:k], len(head) + k, 8000)) for k in range(len(typed) + 1)}
+    assert len(moved) >= 3

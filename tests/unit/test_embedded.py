@@ -167,6 +167,27 @@ async def test_the_prompt_is_held_to_what_this_machine_reads_in_six_seconds(back
     assert await prompt_len() <= backend.n_ctx - 16 - 1 and await prompt_len() > 1500
 
 
+async def test_a_moving_text_window_still_finds_the_cached_start(backend):
+    """The pipeline's text window may drop lines at its start while the user types at the end. When the
+    prompt is cut to its token budget, the cut lands where the cached prompt started, so typing reads
+    only what changed, until `quantum` tokens were typed and the start has to move on."""
+    lines = [f"row_{i} = {i}\n" for i in range(300)]
+    backend.prompt_limit = 256  # room 253: the prefix is cut, with room to type 64 tokens
+    await collect(backend, request(prefix="".join(lines), suffix="", max_tokens=2))
+    first = backend.last_prompt_tokens_evaluated
+    assert first > 150
+    reads = []
+    typed = ""
+    for ch in "total = row_1 + row_2 + row_3 + row_4 + row_5 + row_6 + row_7 + row_8":
+        typed += ch
+        window = "".join(lines[len(typed) // 10 :]) + typed  # drops a line at the start now and then
+        await collect(backend, request(prefix=window, suffix="", max_tokens=2))
+        reads.append(backend.last_prompt_tokens_evaluated)
+    small = [r for r in reads if r <= 4]  # one typed token, the [SUF] [MID] after it, one generated
+    assert len(small) >= len(reads) - 2, reads  # at most one re-read every 64 typed tokens
+    assert max(reads) > 100  # ... and it did happen: 70 tokens were typed
+
+
 # --- streaming -----------------------------------------------------------------------------------
 
 async def test_streaming_yields_text_chunks(backend):

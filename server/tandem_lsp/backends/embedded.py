@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from array import array
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from tandem_lsp.completion.request import GenerationRequest
 log = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 4096
-PREFIX_CUT_QUANTUM = 256  # a too-long prefix is cut in steps of this many tokens, so the cache survives typing
+PREFIX_CUT_QUANTUM = 256  # a too-long prefix is cut this many tokens short, room to type before it moves again
 SUFFIX_SHARE = 4  # the suffix gets at most 1/SUFFIX_SHARE of the prompt budget
+ALIGN_TOKENS = 16  # a prompt whose prefix holds the cached prompt's first tokens is cut to start there
 PREFILL_CHUNK = 128  # the uncached prompt is evaluated this many tokens at a time, a stop checked between
 # The suffix is read again on every keystroke (in Qwen's PSM layout it follows the prefix, whose end the
 # keystroke changed), so its length is what a keystroke costs. It gets the tokens this machine reads in
@@ -253,10 +255,12 @@ class EmbeddedBackend:
             prefix = llm.tokenize(req.prefix.encode("utf-8"), add_bos=False, special=False)
             keep = room - len(suffix)
             if len(prefix) > keep:
-                # cut from the start in fixed steps, so that the kept tokens stay put while typing
-                cut = len(prefix) - keep
-                quantum = min(PREFIX_CUT_QUANTUM, max(64, room // 4))  # a small prompt keeps at least 3/4
-                cut = -(-cut // quantum) * quantum
+                cut = self._cached_start(llm, pre, prefix, keep)
+                if cut is None:
+                    # a new start: leave room to type `quantum` tokens before it has to move again (until
+                    # then _cached_start finds it); a small prompt keeps at least 3/4 of its budget
+                    quantum = min(PREFIX_CUT_QUANTUM, max(64, room // 4))
+                    cut = len(prefix) - keep + quantum
                 prefix = prefix[min(cut, len(prefix)) :]
             return [pre, *prefix, suf, *suffix, mid]
         text = req.prompt
@@ -341,6 +345,22 @@ class EmbeddedBackend:
             log.debug("embedded generation failed", exc_info=True)
             put("error", f"embedded: generation failed: {exc}")
 
+
+    @staticmethod
+    def _cached_start(llm: Any, pre: int, prefix: list[int], keep: int) -> int | None:
+        """Where in ``prefix`` the prompt in llama.cpp's cache started, when starting there again keeps at
+        most ``keep`` tokens: the cut that reuses the cache, whatever the text window before it did."""
+        if llm.n_tokens <= ALIGN_TOKENS or int(llm._input_ids[0]) != pre:
+            return None
+        needle = array("i", (int(t) for t in llm._input_ids[1 : 1 + ALIGN_TOKENS])).tobytes()
+        hay = array("i", prefix).tobytes()
+        at = hay.find(needle)
+        while at >= 0 and at % 4:  # token boundaries only
+            at = hay.find(needle, at + 1)
+        if at < 0:
+            return None
+        cut = at // 4
+        return cut if len(prefix) - cut <= keep else None
 
     def _prefill(self, llm: Any, tokens: list[int], stop: threading.Event, deadline: float | None) -> bool:
         """Evaluate the prompt (but its last token) where it differs from llama.cpp's cache, PREFILL_CHUNK

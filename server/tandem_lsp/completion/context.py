@@ -20,16 +20,23 @@ HEAD_CHARS = 1500  # ... and at most this many characters of them
 _COUNT_CHUNK = 1 << 16  # characters counted per step when looking for a line number
 
 
-def bound_prefix(text: str, offset: int, max_chars: int) -> str:
+PREFIX_QUANTUM = 1024  # the prefix window starts on this grid (at most 1/8 of the window): see bound_prefix
+
+def bound_prefix(text: str, offset: int, max_chars: int, quantum: int = 1) -> str:
     """The text before ``offset``: at most ``max_chars``, starting on a line boundary.
 
     The partial first line of the window is dropped, unless the cursor's own line is longer than
-    ``max_chars``: then its last ``max_chars`` characters are kept.
+    ``max_chars``: then its last ``max_chars`` characters are kept. With ``quantum`` > 1 the window
+    may start only at multiples of ``quantum`` (then on the next line boundary): typing at the
+    cursor moves the start once every ``quantum`` characters, not on every line, so a model's
+    prompt cache keeps the start of the prompt.
     """
     offset = min(max(offset, 0), len(text))
     if max_chars <= 0:
         return ""
     start = offset - max_chars
+    if quantum > 1 and start > 0:
+        start = min(-(-start // quantum) * quantum, offset)
     if start <= 0 or text[start - 1] == "\n":
         return text[max(start, 0) : offset]
     cut = text.find("\n", start, offset)
@@ -205,8 +212,9 @@ def build_context(
         kept.append(s)
         left -= _size(s)
     used = max_prefix // 2 - left
+    window = max_prefix - used
     return PromptContext(
-        prefix=bound_prefix(req.text, req.offset, max_prefix - used),
+        prefix=bound_prefix(req.text, req.offset, window, quantum=min(PREFIX_QUANTUM, max(1, window // 8))),
         suffix=bound_suffix(req.text, req.offset, max_suffix),
         filename=display_path(req.uri),
         language_id=req.language_id,
