@@ -65,7 +65,7 @@ Start one of these, then run `tandem-lsp demo` again (`tandem-lsp doctor` checks
               ollama pull qwen2.5-coder:1.5b-base
   llama.cpp:  llama-server --fim-qwen-1.5b-default
   LM Studio:  load qwen2.5-coder-1.5b (a base model), then start its server: lms server start
-  embedded:   {embedded}tandem-lsp models pull qwen2.5-coder-1.5b-q8_0   (no server needed; 1.6 GB)
+  embedded:   {embedded}tandem-lsp models pull {recommended}   (no server needed; 1.6 GB)
 """
 
 
@@ -412,8 +412,10 @@ class Demo:
         self.status = st
         if not st.get("backend") or st.get("state") == "down" or loading(st):
             detail = st.get("detail") or ""
+            from tandem_lsp.model_files import RECOMMENDED
+
             say(START_COMMANDS.format(detail=f" ({detail})" if detail else "",
-                                      embedded=_embedded_install_hint()))
+                                      embedded=_embedded_install_hint(), recommended=RECOMMENDED))
             return False
         state = "found" if st.get("state") == "starting" else st.get("state")
         say(f"Local model: {st.get('model') or '(server default)'} on {st.get('backend')} at {st.get('endpoint')} "

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 DEFAULT_FILE = "default.txt"
+# The model the messages recommend: llama.cpp's own CPU FIM preset (its entry is in models.CATALOGUE).
+RECOMMENDED = "qwen2.5-coder-1.5b-q8_0"
 
 
 def data_dir() -> Path:

@@ -51,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tandem_lsp.model_files import (  # noqa: F401  (part of this module's interface)
     DEFAULT_FILE,
+    RECOMMENDED,
     _read_defaults,
     data_dir,
     default_model_path,
@@ -96,8 +97,6 @@ def _hf(params: str, quant: str, repo: str, revision: str, file: str, size: int,
     )
 
 
-# The recommended default: llama.cpp's own CPU FIM preset, digest seen in two independent projects.
-RECOMMENDED = "qwen2.5-coder-1.5b-q8_0"
 SMALLEST = "qwen2.5-coder-0.5b-q8_0"
 
 CATALOGUE: dict[str, ModelEntry] = {

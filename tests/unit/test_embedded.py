@@ -416,7 +416,7 @@ async def test_auto_without_server_or_model_file_reports_no_server(tmp_path, mon
     from tandem_lsp import models
     from tandem_lsp.backends import manager
 
-    assert manager._RECOMMENDED == models.RECOMMENDED  # the hint names the model the catalogue recommends
+    assert manager.RECOMMENDED is models.RECOMMENDED and models.RECOMMENDED in models.CATALOGUE  # one name
     assert f"tandem-lsp models pull {models.RECOMMENDED}" in model.status.detail
     assert model.status.model is None and model.status.backend is None  # no stale name in the status bar
     await model.aclose()

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 from tandem_lsp.backends.base import BackendError, LocalBackend
 from tandem_lsp.completion.templating import FimTemplate, pick_template
 from tandem_lsp.config import LocalSettings
+from tandem_lsp.model_files import RECOMMENDED
 
 if TYPE_CHECKING:
     import httpx
 
     from tandem_lsp.backends.embedded import EmbeddedBackend
 
-_RECOMMENDED = "qwen2.5-coder-1.5b-q8_0"  # tandem_lsp.models.RECOMMENDED (not imported at start-up)
 log = logging.getLogger(__name__)
 
 REPROBE_INTERVAL_S = 2.0
@@ -145,7 +145,7 @@ class LocalModel:
             if path is None:
                 self.report_failure(
                     "local.backend is embedded but there is no model file: run "
-                    f"`tandem-lsp models pull {_RECOMMENDED}`, or set local.modelPath to a GGUF file",
+                    f"`tandem-lsp models pull {RECOMMENDED}`, or set local.modelPath to a GGUF file",
                     no_model=True,
                 )
                 return None
@@ -159,7 +159,7 @@ class LocalModel:
                 self.report_failure(
                     "no local model server found (tried LM Studio :1234, Ollama :11434, llama.cpp :8080); "
                     "start one, e.g. `ollama serve` or `llama-server --fim-qwen-1.5b-default`, or run a model "
-                    f"inside Tandem: `tandem-lsp models pull {_RECOMMENDED}`"
+                    f"inside Tandem: `tandem-lsp models pull {RECOMMENDED}`"
                     + (f" (or put a GGUF model at {path})" if path is not None else ""),
                     no_model=True,
                 )

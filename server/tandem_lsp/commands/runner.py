@@ -21,6 +21,7 @@ from tandem_lsp.backends.base import BackendError
 from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.request import GenerationRequest
 from tandem_lsp.config import Settings
+from tandem_lsp.model_files import RECOMMENDED
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when the first command runs: the server starts without them
@@ -197,7 +198,7 @@ class Runner:
             markdown = f"**Tandem could not answer:** {reason}."
             if "no local model" in str(exc):
                 markdown += ("\n\nStart one (`ollama serve`, `llama-server --fim-qwen-1.5b-default`, or LM Studio's "
-                             "server), or run one inside Tandem with `tandem-lsp models pull qwen2.5-coder-1.5b-q8_0`, "
+                             f"server), or run one inside Tandem with `tandem-lsp models pull {RECOMMENDED}`, "
                              "then check with `tandem-lsp doctor`.")
             return CommandResult(markdown, "local", self.model.status.model or "none", 0.0, reason, route)
         return CommandResult(text or "_The local model returned nothing._", "local", model, 0.0, fallback, route)
