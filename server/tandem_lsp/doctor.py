@@ -1,5 +1,6 @@
-"""``tandem-lsp doctor``: which local model server is found, its models, the FIM template, one timed
-test completion, and whether a cloud key is present (never the key). Exit 1 when no local model works."""
+"""``tandem-lsp doctor``: which local model server is found, its models, the FIM template, how fast it
+reads and writes and the prompt size that gives (with the server flags that would help), one timed test
+completion, and whether a cloud key is present (never the key). Exit 1 when no local model works."""
 
 from __future__ import annotations
 
@@ -35,19 +36,20 @@ async def _check(settings, out) -> bool:
     from tandem_lsp.completion.context import build_context
     from tandem_lsp.completion.postprocess import postprocess
     from tandem_lsp.completion.request import CompletionRequest
-    from tandem_lsp.completion.templating import build_generation
+    from tandem_lsp.completion.templating import build_generation, pick_template
 
     model = LocalModel(settings.local)
     try:
-        resolved = await model.ensure()
+        backend = await model.ensure()
         deadline = time.monotonic() + 120
-        while resolved is None and model.status.state == "starting" and time.monotonic() < deadline:
+        while backend is None and model.status.state == "starting" and time.monotonic() < deadline:
             await asyncio.sleep(0.2)  # an embedded model is loading in the background
-            resolved = await model.ensure()
-        if resolved is None:
+            backend = await model.ensure()
+        if backend is None:
             out("local server", f"NOT FOUND ({model.status.detail})")
             return False
-        backend, template = resolved
+        template = pick_template(settings.local.fim_template, backend.model,
+                                 native_fim=bool(getattr(backend, "fim_ids", None)))
         out("local backend", backend.name)
         out("endpoint", backend.endpoint)
         try:
@@ -59,6 +61,7 @@ async def _check(settings, out) -> bool:
             out("models", ", ".join(models) if models else "(none listed)")
         out("model in use", backend.model or "(server default)")
         out("FIM template", template.name)
+        _speed(getattr(backend, "profile", None), settings, out)
         text = TEST_PREFIX + TEST_SUFFIX
         ctx = build_context(CompletionRequest(uri="file:///doctor.py", text=text, offset=len(TEST_PREFIX)), 8000, 2000)
         request = build_generation(ctx, template, model=backend.model, max_tokens=48,
@@ -82,6 +85,40 @@ async def _check(settings, out) -> bool:
         return True
     finally:
         await model.aclose()
+
+
+def _speed(profile, settings, out) -> None:
+    """The server's measured speed, the prompt it will get, what a keystroke and a new file cost, and flags."""
+    from tandem_lsp.completion.sizing import budget
+
+    if profile is None:
+        return
+    if profile.read_tps:
+        out("reads", f"{profile.read_tps:.0f} prompt tokens/s")
+    if profile.write_tps:
+        out("writes", f"{profile.write_tps:.0f} tokens/s")
+    if profile.n_ctx:
+        out("context", f"{profile.n_ctx} tokens" + (f", batch {profile.n_batch}" if profile.n_batch else ""))
+    cs, ls = settings.completion, settings.local
+    b = budget(profile, cs.max_prefix_chars, cs.max_suffix_chars, ls.max_tokens)
+    cpt = profile.chars_per_token or 3.0
+    if profile.sizes_itself:
+        out("prompt", "sized by the embedded model to its reading speed")
+    elif b.sized:
+        out("prompt", f"{b.prefix:,} characters before the cursor for a new file (up to {b.max_prefix:,} while "
+                      f"typing), {b.suffix:,} after it")
+    else:
+        out("prompt", f"{b.prefix:,} + {b.suffix:,} characters (completion.maxPrefixChars/maxSuffixChars)")
+    if profile.read_tps and not profile.sizes_itself:
+        keystroke = (b.suffix / cpt + 24) / profile.read_tps + 1 / (profile.write_tps or 20)
+        fresh = (b.prefix + b.snippets + b.suffix) / cpt / profile.read_tps
+        out("expect", f"about {keystroke:.1f} s to the first token while typing, {fresh:.1f} s to read a newly "
+                      "opened file once")
+        if keystroke > 1.0:
+            out("advice", "this server is slow for typing: use a smaller model (qwen2.5-coder-0.5b), a GPU, or "
+                          "lower completion.maxSuffixChars")
+    for hint in profile.hints:
+        out("server flag", hint)
 
 
 def run_doctor(args) -> int:

@@ -38,7 +38,9 @@ async def test_llamacpp_infill_gets_snippets_as_input_extra(session):
     request = session.fake.generation_requests()[0]
     assert request.path == "/infill"
     body = request.body
-    assert body["input_prefix"] == "def add(a, b):\n    " and body["input_suffix"].startswith("\n\nprint")
+    # the cursor line goes in `prompt`, so that input_prefix stays the same while typing in the line
+    assert body["input_prefix"] == "def add(a, b):\n" and body["prompt"] == "    "
+    assert body["input_suffix"].startswith("\n\nprint")
     assert {"filename": "project/helpers.py", "text": HELPER_TEXT.rstrip("\n")} in body["input_extra"]
     assert body["cache_prompt"] is True and body["t_max_predict_ms"] > 0
 

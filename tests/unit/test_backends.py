@@ -97,6 +97,7 @@ async def test_openai_body(server, client):
         "temperature": 0.0,
         "stop": ["\n\n"],
         "stream": True,
+        "stream_options": {"include_usage": True},
     }  # in particular no `suffix`: LM Studio rejects it
 
 
@@ -145,8 +146,23 @@ async def test_llamacpp_body(server, client):
         "stop": ["\n\n"],
         "stream": True,
         "cache_prompt": True,
+        "timings_per_token": True,
         "t_max_predict_ms": 900,
+        "id_slot": 0,
     }
+
+
+async def test_llamacpp_puts_the_cursor_line_in_prompt(server, client):
+    """input_prefix ends at the start of the cursor line, so it stays byte-identical while typing in a line
+    (the server's cache keeps it); the line so far goes in `prompt`, which the server appends to it."""
+    backend = LlamaCppBackend(client, server.url)
+    bodies = []
+    for typed in ("def add(a", "def add(a,", "def add(a, b"):
+        await collect(backend.stream(GenerationRequest(prefix="x = 1\n\n" + typed, suffix=")\n", prompt="")))
+        bodies.append(server.requests[-1].body)
+    assert {b["input_prefix"] for b in bodies} == {"x = 1\n\n"}
+    assert [b["prompt"] for b in bodies] == ["def add(a", "def add(a,", "def add(a, b"]
+    assert all(b["input_suffix"] == ")\n" for b in bodies)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -362,3 +378,44 @@ async def test_probe_is_concurrent_and_bounded(fakes, client):
             sock.close()
     assert isinstance(found, LlamaCppBackend)
     assert 0.35 <= elapsed < 1.0  # three silent servers probed one after another would take 1.2 s
+
+
+@pytest.mark.parametrize("body, n_ctx, requested", [
+    (b'{"error": {"code": 400, "message": "request (9776 tokens) exceeds the available context size (8192 tokens), '
+     b'try increasing it", "type": "exceed_context_size_error"}}', 8192, 9776),
+    (b'{"error": {"message": "This model\'s maximum context length is 2048 tokens, however you requested 5128 tokens '
+     b'(5000 in your prompt; 128 for the completion). Please reduce your prompt; or completion length.", '
+     b'"type": "invalid_request_error"}}', 2048, 5000),
+    (b'{"error": "Requested tokens (3000) exceed context window of 1024"}', 1024, 3000),
+])
+def test_a_context_error_keeps_the_servers_reason_and_numbers(body, n_ctx, requested):
+    from tandem_lsp.backends._stream import status_error
+    from tandem_lsp.backends.types import ContextError
+
+    exc = status_error("openai", 400, "/v1/completions", body)
+    assert isinstance(exc, ContextError)
+    assert (exc.n_ctx, exc.requested) == (n_ctx, requested)
+    assert str(exc).startswith("openai: HTTP 400 from /v1/completions: ")
+    assert "context" in str(exc)
+
+
+def test_an_error_body_gives_only_its_message_bounded_and_on_one_line():
+    from tandem_lsp.backends._stream import error_reason, status_error
+
+    assert error_reason(b'{"error": {"message": "model\\n  not   loaded"}}') == "model not loaded"
+    assert error_reason(b"<html><body>" + b"x" * 5000 + b"</body></html>") == ""  # a page, not a reason
+    assert len(error_reason(b'{"message": "' + b"y" * 5000 + b'"}')) <= 240
+    exc = status_error("llamacpp", 503, "/infill", b'{"error": {"message": "Loading model", "code": 503}}')
+    assert str(exc) == "llamacpp: HTTP 503 from /infill: Loading model"
+    assert not isinstance(exc, __import__("tandem_lsp.backends.types", fromlist=["ContextError"]).ContextError)
+
+
+def test_llamacpp_reports_the_servers_own_counters():
+    from tandem_lsp.backends.llamacpp import report_from
+
+    event = {"content": "x", "stop": False, "timings": {"cache_n": 1900, "prompt_n": 48, "prompt_ms": 520.0,
+                                                         "predicted_n": 1, "predicted_ms": 60.0}}
+    report = report_from(event, 2000)
+    assert (report.prompt_tokens, report.cached_tokens, report.read_tokens) == (1948, 1900, 48)
+    assert report.read_ms == 520.0 and report.prompt_chars == 2000
+    assert report_from({"content": "x"}, 10) is None

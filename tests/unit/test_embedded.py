@@ -20,6 +20,7 @@ from tandem_lsp.backends.base import BackendError
 from tandem_lsp.backends.embedded import EmbeddedBackend
 from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.request import GenerationRequest
+from tandem_lsp.completion.templating import pick_template
 from tandem_lsp.config import LocalSettings
 
 from tests.fakes.tiny_gguf import tiny_vocab, write_tiny_gguf
@@ -345,16 +346,16 @@ async def test_manager_loads_the_embedded_model_in_the_background(tiny_model, mo
     assert time.monotonic() - started < 0.5
     assert model.status.state == "starting" and "loading embedded model tiny-coder.gguf" in model.status.detail
     assert any("loading the embedded model" in m for m in rec.messages)
-    backend, template = await wait_resolved(model)
+    backend = await wait_resolved(model)
     assert backend.name == "embedded" and backend.endpoint == str(tiny_model)
-    assert template.name == "qwen"
+    assert pick_template("auto", backend.model, native_fim=bool(backend.fim_ids)).name == "qwen"
     assert model.status.state == "ready" and model.status.model == "tiny-coder"
     assert any("loaded" in m for m in rec.messages)
     chunks = [c async for c in backend.stream(request(max_tokens=8))]
     assert chunks
     # a generation failure does not reload the model
     model.report_failure("no answer within local.timeoutMs")
-    assert (await model.ensure())[0] is backend
+    assert await model.ensure() is backend
     await model.aclose()
 
 
@@ -397,7 +398,7 @@ async def test_auto_falls_back_to_the_default_model_file(tiny_model, monkeypatch
     monkeypatch.setitem(sys.modules, "tandem_lsp.model_files", fake_models)
     monkeypatch.setattr(manager_mod, "REPROBE_INTERVAL_S", 0.0)
     model = LocalModel(LocalSettings(backend="auto"))
-    backend, _ = await wait_resolved(model)
+    backend = await wait_resolved(model)
     assert backend.name == "embedded" and backend.path == tiny_model
     await model.aclose()
 

@@ -10,7 +10,6 @@ import pytest
 from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.pipeline import CompletionEngine
 from tandem_lsp.completion.request import CompletionRequest
-from tandem_lsp.completion.templating import pick_template
 from tandem_lsp.config import parse_settings
 
 
@@ -39,7 +38,7 @@ async def test_a_silent_model_is_slow_in_process_and_down_out_of_it(in_process, 
     seen: list[str] = []
     model = LocalModel(settings.local, on_status=lambda status, message: message and seen.append(message))
     backend = Silent(in_process)
-    model._backend, model._template = backend, pick_template("qwen", "m")
+    model._backend, model._ready = backend, True
     model.status = model.status.__class__(state="ready", backend="silent", endpoint="nowhere", model="m")
     engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
     text = "def add(a, b):\n    \n"

@@ -33,6 +33,8 @@ interface ModelStatus {
   model?: string | null;
   template?: string | null;
   detail?: string | null;
+  // what the server learned of the model server: its context and measured speed
+  server?: { nCtx?: number | null; readTokensPerS?: number | null; writeTokensPerS?: number | null } | null;
 }
 
 let client: LanguageClient | undefined;
@@ -309,6 +311,12 @@ function renderStatus(): void {
   for (const key of ['backend', 'endpoint', 'model', 'template', 'detail'] as const) {
     if (status[key]) tip.appendMarkdown(`- ${key}: \`${String(status[key]).replace(/`/g, "'")}\`\n`);
   }
+  const speed = [
+    status.server?.readTokensPerS ? `reads ${Math.round(status.server.readTokensPerS)} tokens/s` : '',
+    status.server?.writeTokensPerS ? `writes ${Math.round(status.server.writeTokensPerS)} tokens/s` : '',
+    status.server?.nCtx ? `context ${status.server.nCtx}` : '',
+  ].filter(Boolean);
+  if (speed.length) tip.appendMarkdown(`- server: ${speed.join(', ')}\n`);
   if (costUsd !== undefined) tip.appendMarkdown(`\nCloud spend today: $${costUsd.toFixed(4)}\n`);
   tip.appendMarkdown('\nClick for stats.');
   statusItem.tooltip = tip;

@@ -1,30 +1,92 @@
 """HTTP plumbing shared by the backends: streaming requests, JSON and SSE parsing, error mapping.
 
 Every failure becomes a BackendError whose message names the backend, the request path and the kind of
-failure, never the URL (it could carry credentials) nor the server's text (it could echo the prompt).
+failure, never the URL (it could carry credentials). Of an HTTP error's body only the server's own error
+message is kept, on one line and bounded (the server's reason, such as "request (9776 tokens) exceeds the
+available context size", is what a user needs; a whole body could echo the prompt).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from tandem_lsp.backends.base import BackendError
+from tandem_lsp.backends.types import BackendError, ContextError, ServerProfile, ServerReport
 
 # The caller bounds a generation with asyncio.timeout; the read timeout is only a safety net.
 STREAM_TIMEOUT = httpx.Timeout(60.0, connect=1.0)
 
 
-class StatusError(BackendError):
-    """The server answered with an HTTP error status."""
+ERROR_BODY_BYTES = 8192  # of an error response, read at most this much to find its message
+ERROR_MESSAGE_CHARS = 240
+_CONTEXT_WORDS = re.compile(r"context|n_ctx|too long|exceed", re.IGNORECASE)
+# what the common servers say: llama-server "request (9776 tokens) exceeds the available context size (8192
+# tokens)"; llama-cpp-python "maximum context length is 2048 tokens, however you requested 5128 tokens (5000
+# in your prompt; 128 for the completion)" or "Requested tokens (5000) exceed context window of 2048"
+_CONTEXT_SIZE = re.compile(
+    r"(?:context (?:length|size|window)|max context size)(?: is| of)?\s*\(?(\d+)", re.IGNORECASE)
+_PROMPT_TOKENS = re.compile(
+    r"(\d+) in (?:your prompt|the messages)|(?:request|input) \((\d+) tokens\)|requested tokens \((\d+)\)",
+    re.IGNORECASE)
 
-    def __init__(self, label: str, status: int, path: str):
-        super().__init__(f"{label}: HTTP {status} from {path}")
+
+class StatusError(BackendError):
+    """The server answered with an HTTP error status (and, when it gave one, its own reason)."""
+
+    def __init__(self, label: str, status: int, path: str, reason: str = ""):
+        super().__init__(f"{label}: HTTP {status} from {path}" + (f": {reason}" if reason else ""))
         self.status = status
+        self.reason = reason
+
+
+class ContextStatusError(StatusError, ContextError):
+    """An HTTP error whose reason says the prompt is longer than the server's context."""
+
+    def __init__(self, label: str, status: int, path: str, reason: str, n_ctx: int | None,
+                 requested: int | None = None):
+        StatusError.__init__(self, label, status, path, reason)
+        self.n_ctx = n_ctx
+        self.requested = requested
+
+
+def error_reason(body: bytes) -> str:
+    """The server's own error message in an error body (JSON ``error.message``, ``error``, ``message``,
+    or ``detail``; else a short plain-text body), on one line and bounded; "" when there is none."""
+    text = body.decode("utf-8", "replace").strip()
+    reason = ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            reason = str(err.get("message") or err.get("type") or "")
+        elif isinstance(err, str):
+            reason = err
+        else:
+            reason = str(data.get("message") or data.get("detail") or "")
+    elif data is None and text and not text.startswith("<") and len(text) <= ERROR_MESSAGE_CHARS:
+        reason = text
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= ERROR_MESSAGE_CHARS else reason[: ERROR_MESSAGE_CHARS - 1] + "…"
+
+
+def status_error(label: str, status: int, path: str, body: bytes) -> StatusError:
+    """The error for an HTTP error response: a ContextStatusError when the reason is about the context
+    (with the context size and the prompt's tokens when the reason names them)."""
+    reason = error_reason(body)
+    if status in (400, 413, 422, 500) and reason and _CONTEXT_WORDS.search(reason) and "token" in reason.lower():
+        size = _CONTEXT_SIZE.search(reason)
+        prompt = _PROMPT_TOKENS.search(reason)
+        requested = next((int(g) for g in prompt.groups() if g), None) if prompt else None
+        return ContextStatusError(label, status, path, reason, int(size.group(1)) if size else None, requested)
+    return StatusError(label, status, path, reason)
 
 
 def _describe(exc: httpx.HTTPError) -> str:
@@ -52,7 +114,15 @@ async def open_stream(
     try:
         async with client.stream(method, url, json=body, timeout=timeout) as response:
             if response.status_code >= 400:
-                raise StatusError(label, response.status_code, path)
+                body = b""
+                try:
+                    async for part in response.aiter_bytes():
+                        body += part
+                        if len(body) >= ERROR_BODY_BYTES:
+                            break
+                except httpx.HTTPError:
+                    pass
+                raise status_error(label, response.status_code, path, body[:ERROR_BODY_BYTES])
             yield response
     except httpx.HTTPError as exc:
         raise BackendError(f"{label}: {_describe(exc)} ({path})") from exc
@@ -61,6 +131,12 @@ async def open_stream(
 async def get_json(client: httpx.AsyncClient, label: str, url: str, timeout: float) -> Any:
     """GET url and parse its JSON body."""
     async with open_stream(client, label, "GET", url, timeout=httpx.Timeout(timeout)) as response:
+        return parse_json(await response.aread(), label)
+
+
+async def post_json(client: httpx.AsyncClient, label: str, url: str, body: dict, timeout: float) -> Any:
+    """POST a JSON body to url and parse the JSON answer."""
+    async with open_stream(client, label, "POST", url, body, timeout=httpx.Timeout(timeout, connect=1.0)) as response:
         return parse_json(await response.aread(), label)
 
 
@@ -76,7 +152,8 @@ def check_event(event: Any, label: str) -> dict:
     if not isinstance(event, dict):
         raise BackendError(f"{label}: unexpected stream event")
     if event.get("error"):
-        raise BackendError(f"{label}: the server reported an error mid-stream")
+        reason = error_reason(json.dumps(event).encode())
+        raise BackendError(f"{label}: the server reported an error mid-stream" + (f": {reason}" if reason else ""))
     return event
 
 
@@ -103,3 +180,10 @@ class HttpBackend:
         self.client = client
         self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
         self.model = model
+        self.profile = ServerProfile()
+        self.last_report: ServerReport | None = None
+
+    async def learn(self) -> ServerProfile:
+        """What this kind of server can tell: nothing by default (the pipeline then uses its own bounds)."""
+        self.profile.learned = True
+        return self.profile

@@ -26,8 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from tandem_lsp.backends.base import BackendError
-from tandem_lsp.completion.request import GenerationRequest
+from tandem_lsp.backends.types import BackendError, GenerationRequest, ServerProfile
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,7 @@ class EmbeddedBackend:
         self._evaluated = 0  # tokens passed to llm.eval since the current generation started
         self.read_tokens_per_s: float | None = None  # prompt-reading speed, a moving average
         self.prompt_limit: int | None = None  # tokens a prompt may have here; fixed at the first measurement
+        self.profile = ServerProfile(sizes_itself=True)  # it cuts its prompts in tokens itself (prompt_tokens)
 
     # -- loading ------------------------------------------------------------------------------
     @property
@@ -193,6 +193,12 @@ class EmbeddedBackend:
 
     async def list_models(self, timeout: float = 2.0) -> list[str]:
         return [self.path.stem]
+
+    async def learn(self) -> ServerProfile:
+        """What the load measured (the warm-up read), for the status and doctor."""
+        p = self.profile
+        p.n_ctx, p.read_tps, p.learned = self.n_ctx, self.read_tokens_per_s, True
+        return p
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[str]:
         if self.state != "ready":

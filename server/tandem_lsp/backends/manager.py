@@ -1,7 +1,8 @@
-"""The local model in use: which server, which model, which FIM template, and whether it is healthy.
+"""The local model in use: which server, which model, what it can do, and whether it is healthy.
 
-Resolves ``local.backend`` (probing the usual ports for ``auto``), picks the model and the template,
-owns the one shared ``httpx.AsyncClient``, and turns failures into a state the user can see:
+Resolves ``local.backend`` (probing the usual ports for ``auto``), picks the model, learns the server's
+limits and speed once (``backend.learn()``: the pipeline sizes prompts from them), owns the one shared
+``httpx.AsyncClient``, and turns failures into a state the user can see:
 the first failure is reported once, later ones are quiet, and recovery is reported when it happens.
 
 ``embedded`` runs a GGUF file in-process (``local.modelPath`` or the default model file); ``auto``
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tandem_lsp.backends.base import BackendError, LocalBackend
-from tandem_lsp.completion.templating import FimTemplate, pick_template
 from tandem_lsp.config import LocalSettings
 from tandem_lsp.model_files import RECOMMENDED
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPROBE_INTERVAL_S = 2.0
+LEARN_TIMEOUT_S = 30.0  # the most a first request waits for the server's limits and speed to be measured
 SLOW_FACTOR = 0.8  # a completion slower than this share of local.timeoutMs counts as slow
 
 
@@ -45,6 +46,7 @@ class ModelStatus:
     model: str | None = None
     template: str | None = None
     detail: str = ""
+    server: dict | None = None  # what was learned of the server: context, reading and writing speed
 
     def as_json(self) -> dict:
         return {
@@ -54,6 +56,7 @@ class ModelStatus:
             "model": self.model,
             "template": self.template,
             "detail": self.detail,
+            "server": self.server,
         }
 
 
@@ -65,7 +68,9 @@ class LocalModel:
         self._on_status = on_status or (lambda status, message: None)
         self._client: httpx.AsyncClient | None = None
         self._backend: LocalBackend | None = None
-        self._template: FimTemplate | None = None
+        self._ready = False  # the backend's model is chosen and its server learned
+        self._learning: asyncio.Future | None = None
+        self._profiles: dict[tuple[str, str], object] = {}  # (kind, endpoint) -> its ServerProfile
         self._last_probe = 0.0
         self._lock = asyncio.Lock()
         self._embedded: EmbeddedBackend | None = None  # kept across re-probes: loading a model is not free
@@ -88,8 +93,8 @@ class LocalModel:
         """New settings: forget the resolved server so the next use resolves it again."""
         if settings != self.settings:
             self.settings = settings
-            self._backend = None
-            self._template = None
+            self._forget()
+            self._profiles.clear()
             self._last_probe = 0.0
             self._embedded_failed.clear()
             embedded = self._embedded
@@ -98,10 +103,14 @@ class LocalModel:
                                              and Path(settings.model_path).expanduser() != embedded.path)):
                 self._drop_embedded()
 
-    async def ensure(self) -> tuple[LocalBackend, FimTemplate] | None:
-        """The backend and template to use now, or None when no local model server answers."""
-        if self._backend is not None and self._template is not None:
-            return self._backend, self._template
+    def _forget(self) -> None:
+        self._backend = None
+        self._ready = False
+
+    async def ensure(self) -> LocalBackend | None:
+        """The backend to use now, or None when no local model answers (or it is still loading)."""
+        if self._backend is not None and self._ready:
+            return self._backend
         if self._backend is not None and not _loaded(self._backend):
             return None  # the embedded model is still loading
         async with self._lock:
@@ -112,28 +121,56 @@ class LocalModel:
                 self._backend = await self._resolve()
                 if self._backend is None:
                     return None
-            if not _loaded(self._backend):
-                self._start_loading(self._backend)  # type: ignore[arg-type]
+                profile = getattr(self._backend, "profile", None)
+                if profile is not None:  # a server measured before (a re-probe after a failure) is not measured again
+                    self._backend.profile = self._profiles.setdefault((self._backend.name, self._backend.endpoint), profile)
+            backend = self._backend
+            if not _loaded(backend):
+                self._start_loading(backend)  # type: ignore[arg-type]
                 return None
-            if self._backend is self._embedded:
+            if backend is self._embedded:
                 self._mark_loaded(self._embedded)  # the load task's callback may not have run yet
-            if self._template is None:
-                model = self.settings.model or await self._first_model(self._backend)
-                self._backend.model = model
-                self._template = pick_template(self.settings.fim_template, model)
-                if (self._template.is_chat and self.settings.fim_template == "auto"
-                        and getattr(self._backend, "fim_ids", None)):
-                    self._template = pick_template("qwen", model)  # the embedded model does native FIM
-                log.info(
-                    "local model: %s at %s, model %s, FIM template %s",
-                    self._backend.name, self._backend.endpoint, model or "(server default)", self._template.name,
-                )
+            if not self._ready:
+                model = self.settings.model or await self._first_model(backend)
+                backend.model = model
+                await self._learn(backend)
+                if self._backend is not backend:
+                    return None  # a settings change while the server was measured
+                self._ready = True
+                profile = getattr(backend, "profile", None)
+                log.info("local model: %s at %s, model %s%s", backend.name, backend.endpoint,
+                         model or "(server default)", describe_speed(profile))
                 self._set_status(
-                    replace(self.status, backend=self._backend.name, endpoint=self._backend.endpoint,
-                            model=model, template=self._template.name),
+                    replace(self.status, backend=backend.name, endpoint=backend.endpoint, model=model,
+                            server=profile.as_json() if profile is not None else None),
                     None,
                 )
-            return self._backend, self._template
+            return backend
+
+    async def _learn(self, backend: LocalBackend) -> None:
+        """``backend.learn()`` once, shielded from the cancellation of the request that waits for it."""
+        profile = getattr(backend, "profile", None)
+        if profile is None or profile.learned:
+            return
+        if self._learning is None or self._learning.done():
+            async def learn() -> None:
+                try:
+                    await backend.learn()
+                except Exception:  # noqa: BLE001 - a server that cannot be measured is still used
+                    log.debug("learning the model server failed", exc_info=True)
+                profile.learned = True
+
+            self._learning = asyncio.ensure_future(learn())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._learning), LEARN_TIMEOUT_S)
+        except TimeoutError:
+            log.info("measuring the model server took over %.0f s; using the default prompt bounds", LEARN_TIMEOUT_S)
+            profile.learned = True
+
+    def note_template(self, name: str) -> None:
+        """The pipeline picked this FIM template (shown in the status)."""
+        if self.status.template != name:
+            self._set_status(replace(self.status, template=name), None)
 
     async def _resolve(self) -> LocalBackend | None:
         from tandem_lsp.backends.auto import probe
@@ -228,8 +265,7 @@ class LocalModel:
         self._embedded_failed[backend.path] = _signature(backend.path)
         self._embedded = None
         if self._backend is backend:
-            self._backend = None
-            self._template = None
+            self._forget()
         self.report_failure(str(error))
 
     def _drop_embedded(self) -> None:
@@ -270,8 +306,7 @@ class LocalModel:
         else:
             log.debug("local model still down: %s", reason)
         if self.settings.backend == "auto":
-            self._backend = None  # probe again (rate-limited) on the next completion
-            self._template = None
+            self._forget()  # probe again (rate-limited) on the next completion
 
     def _set_status(self, status: ModelStatus, message: str | None) -> None:
         self.status = status
@@ -286,6 +321,20 @@ class LocalModel:
         if self._embedded is not None:
             embedded, self._embedded = self._embedded, None
             await embedded.aclose()
+
+
+def describe_speed(profile) -> str:
+    """", reads N tokens/s, writes M tokens/s, context C" for what is known of a server."""
+    if profile is None:
+        return ""
+    parts = []
+    if profile.read_tps:
+        parts.append(f"reads {profile.read_tps:.0f} tokens/s")
+    if profile.write_tps:
+        parts.append(f"writes {profile.write_tps:.0f} tokens/s")
+    if profile.n_ctx:
+        parts.append(f"context {profile.n_ctx}")
+    return (", " + ", ".join(parts)) if parts else ""
 
 
 def _loaded(backend: LocalBackend) -> bool:

@@ -1,29 +1,52 @@
-"""OpenAI-compatible backend (LM Studio, vLLM, llama-server's /v1): streaming /completions and /chat/completions.
+"""OpenAI-compatible backend (LM Studio, vLLM, llama-cpp-python's server, llama-server's /v1): streaming
+/completions and /chat/completions.
 
 The raw FIM prompt goes to /completions without a `suffix` field (LM Studio does not support it); a chat
 template (req.messages) goes to /chat/completions. `endpoint` includes the /v1.
+
+These servers keep a prompt cache by longest common prefix too, but most report neither the cache nor
+timings: the context comes from /models where the server gives it (llama-server's ``meta.n_ctx``, LM
+Studio's ``max_context_length``, vLLM's ``max_model_len``), else 2,048 is assumed (llama-cpp-python's
+default) and a context error's reason corrects it; characters per token come from the stream's ``usage``
+(or from a context error, which names the prompt's tokens); the reading speed from the time to the first
+token against the part of the prompt that differs from the previous one. Nothing is sent to measure.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 
-
 from tandem_lsp.backends._stream import HttpBackend, get_json, open_stream, sse_events
-from tandem_lsp.backends.base import BackendError
-from tandem_lsp.completion.request import GenerationRequest
+from tandem_lsp.backends.types import common_prefix_len
+from tandem_lsp.backends.types import BackendError, ContextError, GenerationRequest, ServerProfile, ServerReport
+
+log = logging.getLogger(__name__)
+
+ASSUMED_N_CTX = 2048  # llama-cpp-python's server default; LM Studio and vLLM say theirs in /models
+MIN_TIMED_READ_CHARS = 256  # a first token after reading fewer new characters than this says little of speed
 
 
 class OpenAIBackend(HttpBackend):
     name = "openai"
     default_endpoint = "http://127.0.0.1:1234/v1"
 
-    async def list_models(self, timeout: float = 2.0) -> list[str]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._last_prompt = ""
+
+    async def _models(self, timeout: float) -> list:
         data = await get_json(self.client, self.name, f"{self.endpoint}/models", timeout)
         try:
-            return [str(m["id"]) for m in data["data"]]
+            models = data["data"]
+            [str(m["id"]) for m in models]
         except (KeyError, TypeError):
             raise BackendError(f"{self.name}: unexpected /models answer") from None
+        return models
+
+    async def list_models(self, timeout: float = 2.0) -> list[str]:
+        return [str(m["id"]) for m in await self._models(timeout)]
 
     async def health(self, timeout: float = 1.0) -> bool:
         try:
@@ -32,28 +55,84 @@ class OpenAIBackend(HttpBackend):
             return False
         return True
 
+    # -- learning the server ---------------------------------------------------------------------
+    async def learn(self) -> ServerProfile:
+        p = self.profile
+        try:
+            models = await self._models(3.0)
+        except BackendError:
+            models = []
+        wanted = self.model
+        for m in models:
+            if not isinstance(m, dict) or (wanted and m.get("id") != wanted and len(models) > 1):
+                continue
+            meta = m.get("meta") if isinstance(m.get("meta"), dict) else {}
+            for value in (meta.get("n_ctx"), m.get("max_context_length"), m.get("context_length"),
+                          m.get("loaded_context_length"), m.get("max_model_len")):
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    p.n_ctx = value
+                    break
+            break
+        if p.n_ctx is None:
+            p.n_ctx = ASSUMED_N_CTX  # the smallest default of the common servers, until one says otherwise
+        p.learned = True
+        return p
+
+    # -- generation ------------------------------------------------------------------------------
     async def stream(self, req: GenerationRequest) -> AsyncIterator[str]:
         chat = req.messages is not None
         body = {
             "model": req.model or self.model,
-            "max_tokens": req.max_tokens,
+            "max_tokens": 1 if req.warm_only else req.max_tokens,
             "temperature": req.temperature,
             "stop": req.stop,
             "stream": True,
+            "stream_options": {"include_usage": True},  # the last event counts the prompt's tokens
         }
         if body["model"] is None:
             del body["model"]  # the server uses its loaded model
         body |= {"messages": req.messages} if chat else {"prompt": req.prompt}
         url = f"{self.endpoint}/chat/completions" if chat else f"{self.endpoint}/completions"
-        async with open_stream(self.client, self.name, "POST", url, body) as response:
-            async for event in sse_events(response, self.name):
-                if event is None:  # data: [DONE]
-                    return
-                for choice in event.get("choices") or ():  # a usage-only chunk has no choices
-                    try:
-                        text = (choice["delta"].get("content") if chat else choice["text"]) or ""
-                    except (KeyError, TypeError, AttributeError):
-                        raise BackendError(f"{self.name}: unexpected stream event") from None
-                    if text:
-                        yield text
-        raise BackendError(f"{self.name}: stream ended before [DONE]")
+        t0 = time.monotonic()
+        first_at: float | None = None
+        try:
+            async with open_stream(self.client, self.name, "POST", url, body) as response:
+                async for event in sse_events(response, self.name):
+                    if first_at is None:
+                        first_at = time.monotonic()
+                    if event is None:  # data: [DONE]
+                        return
+                    usage = event.get("usage")
+                    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int) and not chat:
+                        self.profile.note_chars(len(req.prompt), usage["prompt_tokens"])
+                    for choice in event.get("choices") or ():  # a usage-only chunk has no choices
+                        try:
+                            text = (choice["delta"].get("content") if chat else choice["text"]) or ""
+                        except (KeyError, TypeError, AttributeError):
+                            raise BackendError(f"{self.name}: unexpected stream event") from None
+                        if text and not req.warm_only:
+                            yield text
+            raise BackendError(f"{self.name}: stream ended before [DONE]")
+        except ContextError as exc:
+            if exc.n_ctx:
+                self.profile.n_ctx = exc.n_ctx  # the next prompt is sized to it (the pipeline retries once)
+            if exc.requested and not chat:
+                self.profile.chars_per_token = len(req.prompt) / exc.requested
+            raise
+        finally:
+            if not chat:
+                self._observe(req.prompt, t0, first_at)
+
+    def _observe(self, prompt: str, t0: float, first_at: float | None) -> None:
+        """The time to the first token against the characters that differ from the previous prompt: with a
+        known characters-per-token, a reading speed (what servers without timings let one measure)."""
+        previous, self._last_prompt = self._last_prompt, prompt
+        if first_at is None:
+            return
+        same = common_prefix_len(previous, prompt)
+        new_chars = len(prompt) - same
+        cpt = self.profile.chars_per_token
+        if cpt and new_chars >= MIN_TIMED_READ_CHARS:
+            tokens = int(new_chars / cpt)
+            self.last_report = ServerReport(read_tokens=tokens, read_ms=(first_at - t0) * 1000, prompt_chars=len(prompt))
+            self.profile.note_read(tokens, (first_at - t0) * 1000)

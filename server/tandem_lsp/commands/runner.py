@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from tandem_lsp.backends.base import BackendError
 from tandem_lsp.backends.manager import LocalModel
-from tandem_lsp.completion.request import GenerationRequest
+from tandem_lsp.backends.types import GenerationRequest
 from tandem_lsp.config import Settings
 from tandem_lsp.model_files import RECOMMENDED
 from typing import TYPE_CHECKING
@@ -206,10 +206,9 @@ class Runner:
     async def local_text(self, task: str, system: str, user: str, on_text=None, fallback: str | None = None,
                          max_tokens: int = LOCAL_MAX_TOKENS) -> tuple[str, str]:
         """(reply, model) from the local model's chat endpoint, recorded in the ledger. Raises LocalFailure."""
-        resolved = await self.model.ensure()
-        if resolved is None:
+        backend = await self.model.ensure()
+        if backend is None:
             raise LocalFailure("no local model is running")
-        backend, _template = resolved
         model = getattr(backend, "model", None) or backend.name
         try:
             text, latency_ms = await local_chat(backend, system, user, self.settings().local.timeout_ms, max_tokens, on_text)

@@ -197,24 +197,39 @@ def gather_snippets(
 
 
 def build_context(
-    req: CompletionRequest, max_prefix: int, max_suffix: int, snippets: Iterable[Snippet] = ()
+    req: CompletionRequest,
+    max_prefix: int,
+    max_suffix: int,
+    snippets: Iterable[Snippet] = (),
+    *,
+    prefix_start: int | None = None,
+    snippet_chars: int | None = None,
 ) -> PromptContext:
     """The bounded prompt context of a request.
 
-    Snippets take from the prefix budget, never more than half of it (later ones are dropped
-    first), so prefix + suffix + snippets stay within ``max_prefix + max_suffix`` characters.
+    Snippets take from the prefix budget, never more than half of it (or ``snippet_chars``; later ones are
+    dropped first), so prefix + suffix + snippets stay within ``max_prefix + max_suffix`` characters. With
+    ``prefix_start`` (from the sizing stage) the prefix starts there, within ``max_prefix`` of the cursor;
+    otherwise the window starts on a grid (see bound_prefix).
     """
     kept: list[Snippet] = []
-    left = max_prefix // 2
+    share = max_prefix // 2 if snippet_chars is None else min(snippet_chars, max_prefix // 2)
+    left = share
     for s in snippets:
         if _size(s) > left:
             break
         kept.append(s)
         left -= _size(s)
-    used = max_prefix // 2 - left
-    window = max_prefix - used
+    used = share - left
+    if prefix_start is not None:
+        offset = min(max(req.offset, 0), len(req.text))
+        start = min(max(prefix_start, offset - max_prefix, 0), offset)
+        prefix = req.text[start:offset]
+    else:
+        window = max_prefix - used
+        prefix = bound_prefix(req.text, req.offset, window, quantum=min(PREFIX_QUANTUM, max(1, window // 8)))
     return PromptContext(
-        prefix=bound_prefix(req.text, req.offset, window, quantum=min(PREFIX_QUANTUM, max(1, window // 8))),
+        prefix=prefix,
         suffix=bound_suffix(req.text, req.offset, max_suffix),
         filename=display_path(req.uri),
         language_id=req.language_id,

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from tandem_lsp.backends.base import LocalBackend
+from tandem_lsp.backends.base import ContextError, LocalBackend
 from tandem_lsp.completion.cache import SUFFIX_FP_CHARS, prefix_key, suffix_fingerprint
 from tandem_lsp.completion.postprocess import complete_lines, postprocess, stream_should_stop
 from tandem_lsp.completion.request import GenerationRequest, PromptContext
@@ -45,6 +45,7 @@ class Generation:
         self.aborted = False
         self.cut_short = False  # local.timeoutMs ended a stream that was still sending: complete lines count
         self.started = time.monotonic()
+        self.expected_read_s = 0.0  # how long the server was expected to read the uncached prompt
         self.first_chunk_at: float | None = None
         self.adopted_at = 0.0
         self.task: asyncio.Task | None = None
@@ -52,19 +53,24 @@ class Generation:
         self._result: str | None = None
 
     # -- the stream ---------------------------------------------------------------------------
-    async def run(self, backend: LocalBackend, request: GenerationRequest, timeout_s: float) -> None:
-        """Consume the model's stream into ``raw``. Raises what the backend raises; always ends ``done``."""
+    async def run(
+        self, backend: LocalBackend, request: GenerationRequest, timeout_s: float,
+        retry: Callable[[], tuple[GenerationRequest, PromptContext]] | None = None,
+    ) -> None:
+        """Consume the model's stream into ``raw``. Raises what the backend raises; always ends ``done``.
+        A prompt the server refuses as longer than its context is built again once with ``retry`` (the
+        backend learned the context from the refusal) and sent again."""
         try:
             async with asyncio.timeout(timeout_s):
-                stream = backend.stream(request)
-                async with contextlib.aclosing(stream):
-                    async for chunk in stream:
-                        if self.first_chunk_at is None:
-                            self.first_chunk_at = time.monotonic()
-                        self.raw += chunk
-                        self._notify()
-                        if self._enough():
-                            break
+                for attempt in range(2):
+                    try:
+                        await self._consume(backend, request)
+                        break
+                    except ContextError:
+                        if attempt or retry is None or self.raw:
+                            raise
+                        log.info("the server's context is smaller than the prompt: sending it again, shorter")
+                        request, self.ctx = retry()
         except TimeoutError:
             if self.first_chunk_at is None:
                 raise  # nothing came: the model is not answering
@@ -76,6 +82,17 @@ class Generation:
         finally:
             self.done = True
             self._notify()
+
+    async def _consume(self, backend: LocalBackend, request: GenerationRequest) -> None:
+        stream = backend.stream(request)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                if self.first_chunk_at is None:
+                    self.first_chunk_at = time.monotonic()
+                self.raw += chunk
+                self._notify()
+                if self._enough():
+                    break
 
     def _enough(self) -> bool:
         return any(s in self.raw for s in self.stop) or stream_should_stop(self.raw, self.ctx, self.multiline)

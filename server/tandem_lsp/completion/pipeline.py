@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tandem_lsp.backends.base import BackendError
+from tandem_lsp.backends.base import BackendError, LocalBackend
 from tandem_lsp.backends.manager import LocalModel
 from tandem_lsp.completion.cache import CompletionCache
 from tandem_lsp.completion.context import RecentEdits, build_context, gather_snippets
 from tandem_lsp.completion.debounce import Debouncer
 from tandem_lsp.completion.generation import Generation
-from tandem_lsp.completion.request import CompletionRequest
-from tandem_lsp.completion.templating import build_generation
+from tandem_lsp.completion.request import CompletionRequest, GenerationRequest, PromptContext
+from tandem_lsp.completion.sizing import COLD_READ_S, PromptStart, ReadEstimate, budget
+from tandem_lsp.completion.templating import FimTemplate, build_generation, pick_template
 from tandem_lsp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 ADOPT_GRACE_S = 0.1  # a cancelled request's generation waits this long for a request to adopt it
 SNIPPET_TIME_S = 0.005
 PREFETCH_WINDOW = 4000  # extra characters kept around the cursor when building a prefetch document
+COLD_PAUSE_S = 1.0  # a prompt that takes long to read is sent after a pause of this length at most
+PREFETCH_READ_S = 0.5  # a speculative call is made only when the server reads its new part within this
+WARM_TIMEOUT_S = 60.0
 
 
 def _log_task_error(task: asyncio.Task) -> None:
@@ -57,6 +61,7 @@ class CompletionStats:
     cache_answers: int = 0
     inflight_answers: int = 0
     superseded: int = 0
+    warm_ups: int = 0
     accepted: dict[str, int] = field(default_factory=dict)  # by source
 
     def as_json(self) -> dict:
@@ -83,6 +88,11 @@ class CompletionEngine:
     def __post_init__(self) -> None:
         self._docs: dict[str, _DocState] = {}
         self.debouncer = Debouncer(self.settings.completion.debounce_ms)
+        self._server: LocalBackend | None = None  # the backend the two below describe
+        self._starts = PromptStart()  # where the prompt in the server's cache starts
+        self._reads = ReadEstimate()  # what the server last read
+        self._template: tuple[tuple, FimTemplate] | None = None
+        self._warming: tuple[asyncio.Task, str] | None = None  # a cache warm-up in flight, and its prompt
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -166,40 +176,90 @@ class CompletionEngine:
             else:
                 gen.abort("not adoptable")
 
+        waited = 0.0
         if not req.invoked:
-            await asyncio.sleep(self.debouncer.delay_ms() / 1000.0)
-        gen = await self._start(req.text, req.offset, req.uri, req.language_id, st, prefetch=False)
+            waited = self.debouncer.delay_ms() / 1000.0
+            await asyncio.sleep(waited)
+        gen = await self._start(req.text, req.offset, req.uri, req.language_id, st, prefetch=False,
+                                waited_s=None if req.invoked else waited)
         if gen is None:
             return None
         await gen.wait("")
         return answer(gen.remainder(""), "model")
 
     # -- generations --------------------------------------------------------------------------
+    def _template_for(self, backend: LocalBackend) -> FimTemplate:
+        key = (id(backend), self.settings.local.fim_template, getattr(backend, "model", None))
+        if self._template is None or self._template[0] != key:
+            template = pick_template(self.settings.local.fim_template, key[2],
+                                     native_fim=bool(getattr(backend, "fim_ids", None)))
+            self._template = (key, template)
+            self.model.note_template(template.name)
+        return self._template[1]
+
+    def _build(
+        self, backend: LocalBackend, template: FimTemplate, text: str, offset: int, uri: str, language_id: str,
+        *, prefetch: bool,
+    ) -> tuple[GenerationRequest, PromptContext, int | None]:
+        """The request for a completion at ``offset``, sized to the server (see completion/sizing.py)."""
+        if self._server is not backend:
+            self._server, self._starts, self._reads = backend, PromptStart(), ReadEstimate()
+        cs, ls = self.settings.completion, self.settings.local
+        line_start = text.rfind("\n", 0, offset) + 1
+        b = budget(getattr(backend, "profile", None), cs.max_prefix_chars, cs.max_suffix_chars, ls.max_tokens,
+                   line_chars=offset - line_start)
+        snippets = gather_snippets(uri, self.open_documents(), self.recent, b.snippets, time.monotonic() + SNIPPET_TIME_S)
+        start = self._starts.start(uri, text, offset, b) if b.sized else None
+        ctx = build_context(
+            CompletionRequest(uri=uri, text=text, offset=offset, language_id=language_id),
+            b.max_prefix if b.sized else b.prefix, b.suffix, snippets, prefix_start=start, snippet_chars=b.snippets,
+        )
+        request = build_generation(
+            ctx, template, model=getattr(backend, "model", None), max_tokens=ls.max_tokens, timeout_ms=ls.timeout_ms
+        )
+        return request, ctx, start
+
     async def _start(
-        self, text: str, offset: int, uri: str, language_id: str, st: _DocState, *, prefetch: bool
+        self, text: str, offset: int, uri: str, language_id: str, st: _DocState, *, prefetch: bool,
+        waited_s: float | None = None,
     ) -> Generation | None:
-        resolved = await self.model.ensure()
-        if resolved is None:
+        """Start a generation. ``waited_s``: the debounce this request already waited (None: invoked)."""
+        backend = await self.model.ensure()
+        if backend is None:
             return None
-        backend, template = resolved
+        template = self._template_for(backend)
         if st.gen is not None and not st.gen.done:
             if prefetch:
                 return None  # a speculative call never displaces a real one
             st.gen.abort("replaced")
-        cs, ls = self.settings.completion, self.settings.local
-        snippets = gather_snippets(
-            uri, self.open_documents(), self.recent, cs.max_prefix_chars // 2, time.monotonic() + SNIPPET_TIME_S
-        )
-        ctx = build_context(
-            CompletionRequest(uri=uri, text=text, offset=offset, language_id=language_id),
-            cs.max_prefix_chars, cs.max_suffix_chars, snippets,
-        )
-        multiline = "always" if prefetch and cs.multiline != "never" else cs.multiline
-        request = build_generation(
-            ctx, template, model=getattr(backend, "model", None), max_tokens=ls.max_tokens, timeout_ms=ls.timeout_ms
-        )
+        request, ctx, start = self._build(backend, template, text, offset, uri, language_id, prefetch=prefetch)
+        profile = getattr(backend, "profile", None)
+        read_s = self._reads.seconds(request.prompt, profile) if request.prompt else 0.0
+        if prefetch and (read_s > PREFETCH_READ_S or self._warming_now()):
+            return None  # on a slow server a guess is not worth holding it up
+        if not prefetch and read_s > COLD_READ_S:
+            if waited_s is not None and (pause := min(read_s, COLD_PAUSE_S) - waited_s) > 0:
+                await asyncio.sleep(pause)  # typing on: nothing sent (this request is superseded)
+            await self._warm(backend, template, ctx, request)
+            read_s = self._reads.seconds(request.prompt, profile)
+            if st.gen is not None and not st.gen.done:
+                st.gen.abort("replaced")
+        if self._warming_now():
+            await asyncio.shield(self._warming[0])  # type: ignore[index]  # the server is busy reading it
+
+        def rebuild() -> tuple[GenerationRequest, PromptContext]:  # after a context error taught the limit
+            again, again_ctx, again_start = self._build(backend, template, text, offset, uri, language_id,
+                                                        prefetch=prefetch)
+            self._sent(uri, text, again_start, again.prompt, prefetch)
+            return again, again_ctx
+
+        multiline = "always" if prefetch and self.settings.completion.multiline != "never" else self.settings.completion.multiline
         gen = Generation(text, offset, ctx, multiline, request.stop, prefetch=prefetch)
-        gen.task = asyncio.ensure_future(self._run(gen, backend, request, ls.timeout_ms / 1000.0))
+        gen.expected_read_s = read_s
+        self._sent(uri, text, start, request.prompt, prefetch)
+        gen.task = asyncio.ensure_future(
+            self._run(gen, backend, request, self.settings.local.timeout_ms / 1000.0, rebuild)
+        )
         st.gen = gen
         gen.on_done(lambda g: self._finished(st, g))
         if prefetch:
@@ -207,14 +267,60 @@ class CompletionEngine:
         self.stats.model_calls += 1
         return gen
 
-    async def _run(self, gen: Generation, backend, request, timeout_s: float) -> None:
+    def _sent(self, uri: str, text: str, start: int | None, prompt: str, prefetch: bool) -> None:
+        if start is not None and not prefetch:
+            self._starts.sent(uri, text, start)
+        if prompt:
+            self._reads.sent(prompt)
+
+    def _warming_now(self) -> bool:
+        return self._warming is not None and not self._warming[0].done()
+
+    async def _warm(
+        self, backend: LocalBackend, template: FimTemplate, ctx: PromptContext, request: GenerationRequest,
+    ) -> None:
+        """When the prompt's stable part (all but the cursor line and the suffix) is not in the server's
+        cache, read it in, generating nothing, and wait for it. One warm-up at a time; a superseded request
+        leaves it running (what it reads is what the next keystroke needs)."""
+        if not self._warming_now():
+            head = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+            warm_ctx = PromptContext(prefix=head, suffix="", filename=ctx.filename, language_id=ctx.language_id,
+                                     snippets=ctx.snippets)
+            warm = build_generation(warm_ctx, template, model=request.model, max_tokens=1,
+                                    timeout_ms=int(WARM_TIMEOUT_S * 1000))
+            read_s = self._reads.seconds(warm.prompt, getattr(backend, "profile", None))
+            if read_s <= COLD_READ_S:
+                return  # the stable part is cached: only the line and the suffix are read
+            warm.warm_only = True
+            task = asyncio.ensure_future(self._run_warm(backend, warm, min(WARM_TIMEOUT_S, 5 + 2 * read_s)))
+            self._warming = (task, warm.prompt)
+            log.debug("warming the server's cache: ~%.1f s of reading", read_s)
+        await asyncio.shield(self._warming[0])  # type: ignore[index]
+
+    async def _run_warm(self, backend: LocalBackend, warm: GenerationRequest, timeout_s: float) -> None:
+        t0 = time.monotonic()
         try:
-            await gen.run(backend, request, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                async for _ in backend.stream(warm):
+                    pass
+        except (BackendError, TimeoutError) as exc:
+            log.debug("cache warm-up failed after %.1f s: %s", time.monotonic() - t0, exc)
+            return
+        except Exception:  # noqa: BLE001 - a warm-up is an optimisation; a failure must never reach the user
+            log.exception("cache warm-up failed")
+            return
+        self._reads.sent(warm.prompt)
+        self.stats.warm_ups += 1
+        log.debug("cache warm-up done in %.1f s", time.monotonic() - t0)
+
+    async def _run(self, gen: Generation, backend, request, timeout_s: float, rebuild=None) -> None:
+        try:
+            await gen.run(backend, request, timeout_s, retry=rebuild)
         except TimeoutError:
-            if getattr(backend, "in_process", False):
-                # A model inside this process is busy, not down: it was still reading a new prompt (what
-                # it read stays cached for the next request). Slow, then, and no "unavailable" message.
-                log.debug("in-process model: no text within local.timeoutMs (still reading the prompt)")
+            if getattr(backend, "in_process", False) or gen.expected_read_s > timeout_s / 2:
+                # A model inside this process, or a server known to be reading a long prompt, is busy, not
+                # down: what it reads stays cached for the next request. Slow, then, and no "unavailable".
+                log.debug("no text within local.timeoutMs (still reading the prompt)")
                 self.model.report_success(timeout_s * 1000)
                 return
             gen.error = f"no answer within local.timeoutMs ({timeout_s * 1000:.0f} ms)"

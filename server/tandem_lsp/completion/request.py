@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from tandem_lsp.backends.types import Chunk, GenerationRequest
 
-@dataclass(frozen=True)
-class Snippet:
-    """A short piece of another file (or a recently edited range) given to the model as context."""
+Snippet = Chunk  # context from elsewhere: the backend protocol's chunk
 
-    path: str  # a workspace-relative path or a file name, shown to the model
-    text: str
+__all__ = ["CompletionRequest", "GenerationRequest", "PromptContext", "Snippet"]
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,3 @@ class PromptContext:
     def line_suffix(self) -> str:
         """Text of the cursor's line after the cursor."""
         return self.suffix.split("\n", 1)[0]
-
-
-@dataclass
-class GenerationRequest:
-    """What a backend is asked to generate. Built by the templating stage."""
-
-    prefix: str
-    suffix: str
-    prompt: str  # the raw FIM prompt for /v1/completions and Ollama raw mode ("" for chat templates)
-    stop: list[str] = field(default_factory=list)
-    max_tokens: int = 128
-    temperature: float = 0.0
-    model: str | None = None
-    snippets: tuple[Snippet, ...] = ()  # for llama.cpp /infill input_extra
-    messages: list[dict] | None = None  # set for the `chat` template: OpenAI-style chat messages
-    timeout_ms: int = 2500  # used by llama.cpp's t_max_predict_ms

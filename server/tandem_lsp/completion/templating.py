@@ -159,11 +159,13 @@ def _auto(model_name: str | None) -> FimTemplate:
     return TEMPLATES["qwen"]
 
 
-def pick_template(setting: str, model_name: str | None) -> FimTemplate:
-    """The template named by ``local.fimTemplate``; ``auto`` picks by model name (default qwen)."""
+def pick_template(setting: str, model_name: str | None, *, native_fim: bool = False) -> FimTemplate:
+    """The template named by ``local.fimTemplate``; ``auto`` picks by model name (default qwen). With
+    ``native_fim`` (a backend that uses the model's own FIM tokens) ``auto`` never picks ``chat``."""
     name = (setting or "auto").strip().lower()
     if name == "auto":
-        return _auto(model_name)
+        template = _auto(model_name)
+        return TEMPLATES["qwen"] if template.is_chat and native_fim else template
     if name not in TEMPLATES:
         raise ValueError(f"unknown FIM template {setting!r}: expected auto or one of {', '.join(TEMPLATES)}")
     return TEMPLATES[name]

@@ -1,0 +1,159 @@
+"""The pipeline against a server it has measured: prompts the server's cache keeps, a cold read that waits
+for a pause and warms the cache first, and a context error that teaches the limit and is retried once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tandem_lsp.backends.llamacpp import LlamaCppBackend
+from tandem_lsp.backends.manager import LocalModel
+from tandem_lsp.backends.types import ContextError, ServerProfile
+from tandem_lsp.completion.pipeline import CompletionEngine
+from tandem_lsp.completion.request import CompletionRequest
+from tandem_lsp.config import parse_settings
+from tests.fakes.model_server import FakeModelServer
+
+LINE = "value = compute(value, index)  # one line of the file\n"
+DOC = LINE * 120  # 6,480 characters
+CURSOR = len(LINE) * 80  # a blank spot inside the file
+
+
+def measured(read_tps: float) -> ServerProfile:
+    return ServerProfile(read_tps=read_tps, write_tps=20.0, chars_per_token=1.0, n_ctx=4096, n_batch=2048,
+                         max_prefix_tokens=1536, max_suffix_tokens=510, max_extra_tokens=2050, learned=True)
+
+
+@pytest.fixture
+def server():
+    with FakeModelServer("x = 1\n", dialects={"llamacpp"}) as fake:
+        yield fake
+
+
+async def engine_for(server: FakeModelServer, profile: ServerProfile, **completion):
+    settings, problems = parse_settings({"local": {"backend": "llamacpp", "endpoint": server.url, "timeoutMs": 2000},
+                                         "completion": {"debounceMs": 0, **completion}})
+    assert not problems
+    model = LocalModel(settings.local)
+    backend = LlamaCppBackend(model.client, server.url, "qwen2.5-coder")
+    backend.profile = profile
+    model._backend, model._ready = backend, True
+    return CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+
+
+def typed(text: str) -> tuple[str, int]:
+    doc = DOC[:CURSOR] + text + DOC[CURSOR:]
+    return doc, CURSOR + len(text)
+
+
+def infills(server: FakeModelServer) -> list[dict]:
+    return [r.body for r in server.generation_requests() if r.path == "/infill"]
+
+
+async def test_typing_in_a_line_keeps_input_prefix_byte_identical_and_within_the_servers_cut(server):
+    engine = await engine_for(server, measured(read_tps=400.0))
+    for text in ("result = ", "result = comp", "result = compute(va"):
+        doc, offset = typed(text)
+        await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+    bodies = [b for b in infills(server) if b["n_predict"] != 0]  # after a warm-up of the new file
+    assert len(bodies) == 3
+    assert len({b["input_prefix"] for b in bodies}) == 1
+    assert [b["prompt"] for b in bodies] == ["result = ", "result = comp", "result = compute(va"]
+    prefix = bodies[0]["input_prefix"]
+    assert DOC[:CURSOR].endswith(prefix) and prefix.startswith("value")  # whole lines, ending at the line start
+    assert len(prefix) <= 1536  # within what /infill keeps of a prefix (1 character per token here)
+    assert all(len(b["input_suffix"]) <= 0.25 * 400 for b in bodies)  # a quarter second of reading
+    await engine.aclose()
+
+
+async def test_a_new_line_keeps_the_prompt_start(server):
+    engine = await engine_for(server, measured(read_tps=400.0))
+    starts = []
+    for text in ("a = 1", "a = 1\nb = 2", "a = 1\nb = 2\nc = 3"):
+        doc, offset = typed(text)
+        await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+        starts.append(infills(server)[-1]["input_prefix"][:200])
+    assert len(set(starts)) == 1  # the start stays where the cached prompt started
+    await engine.aclose()
+
+
+async def test_a_cold_read_on_a_slow_server_warms_the_cache_first(server):
+    engine = await engine_for(server, measured(read_tps=50.0))  # ~500 tokens: 10 s of reading
+    doc, offset = typed("result = ")
+    await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+    bodies = infills(server)
+    assert [b["n_predict"] == 0 for b in bodies] == [True, False]  # the warm-up, then the generation
+    warm, generation = bodies
+    assert warm["prompt"] == "" and warm["input_suffix"] == "" and warm["input_extra"] == generation["input_extra"]
+    assert generation["input_prefix"] == warm["input_prefix"]  # the part the warm-up put in the cache
+    assert engine.stats.warm_ups == 1
+    # the next keystroke reads only the line and the suffix: no second warm-up
+    doc, offset = typed("result = c")
+    await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+    assert [b["n_predict"] == 0 for b in infills(server)] == [True, False, False]
+    await engine.aclose()
+
+
+async def test_fast_typing_sends_no_cold_read(server):
+    engine = await engine_for(server, measured(read_tps=50.0))
+    tasks = []
+    for n in range(1, 6):  # five keys 100 ms apart: each supersedes the last before its pause is over
+        doc, offset = typed("result"[:n])
+        tasks.append(asyncio.ensure_future(engine.complete(CompletionRequest("file:///a.py", doc, offset))))
+        await asyncio.sleep(0.1)
+    results = await asyncio.gather(*tasks[:-1])
+    assert results == [None] * 4
+    assert infills(server) == []  # nothing read for keys that were typed through
+    tasks[-1].cancel()
+    await asyncio.gather(tasks[-1], return_exceptions=True)
+    await engine.aclose()
+
+
+class Refusing:
+    """A server whose context turns out smaller than assumed: the first prompt is refused."""
+
+    name, endpoint, model = "openai", "nowhere", "m"
+
+    def __init__(self):
+        self.profile = ServerProfile(n_ctx=4096, chars_per_token=1.0, learned=True)
+        self.prompts: list[str] = []
+
+    async def stream(self, req):
+        self.prompts.append(req.prompt)
+        if len(self.prompts) == 1:
+            self.profile.n_ctx = 512
+            raise ContextError("openai: HTTP 400 from /v1/completions: context window of 512", n_ctx=512)
+        yield "x = 1\n"
+
+    async def aclose(self):
+        pass
+
+
+async def test_a_context_error_is_retried_once_with_a_shorter_prompt():
+    settings, _ = parse_settings({"local": {"fimTemplate": "qwen"}, "completion": {"debounceMs": 0}})
+    model = LocalModel(settings.local)
+    backend = Refusing()
+    model._backend, model._ready = backend, True
+    engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+    doc, offset = typed("")
+    suggestion = await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+    assert suggestion is not None and suggestion.text == "x = 1"
+    assert len(backend.prompts) == 2 and len(backend.prompts[1]) < 512 < len(backend.prompts[0])
+    assert model.status.state != "down"
+    await engine.aclose()
+
+
+async def test_the_server_error_text_reaches_the_status():
+    with FakeModelServer(dialects={"llamacpp"}, fault="error") as fake:
+        settings, _ = parse_settings({"local": {"backend": "llamacpp", "endpoint": fake.url}})
+        seen = []
+        model = LocalModel(settings.local, on_status=lambda status, message: seen.append(message or ""))
+        async with httpx.AsyncClient() as client:
+            model._backend, model._ready = LlamaCppBackend(client, fake.url, "m"), True
+            engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+            await engine.complete(CompletionRequest("file:///a.py", "x = ", 4, invoked=True))
+            assert model.status.state == "down"
+            assert "fake model server error" in model.status.detail  # the server's own words
+            assert any("fake model server error" in m for m in seen)
