@@ -1,11 +1,13 @@
 """A tiny but structurally valid llama-architecture GGUF model, written in a few ms with no download.
 
-2 blocks, 64-wide, context 256, a byte-level GPT-2 vocabulary (any text tokenizes) plus Qwen's FIM
-special tokens. Weights are deterministic noise, shaped so the model only ever emits printable ASCII
-(one hidden channel is held constant and every non-printable token gets a large negative weight on
-it), so its text is noise but every token is real text. See /work/shared/notes/tiny-gguf.md.
+2 blocks, 64-wide, context 256 (``n_ctx`` declares another), a byte-level GPT-2 vocabulary (any text
+tokenizes) plus Qwen's FIM special tokens. Weights are deterministic noise, shaped so the model only
+ever emits printable ASCII (one hidden channel is held constant and every non-printable token gets a
+large negative weight on it), so its text is noise but every token is real text. See
+/work/shared/notes/tiny-gguf.md.
 
-Used by tests of the embedded backend: real loading, tokenizing, FIM, streaming and cancellation.
+Used by tests of the embedded backend and of real model servers (tests/realservers.py): real loading,
+tokenizing, FIM, streaming and cancellation.
 """
 
 from __future__ import annotations
@@ -63,10 +65,11 @@ def tiny_vocab() -> tuple[list[str], list[int], list[bool]]:
     return tokens, [int(t) for t in types], printable
 
 
-def write_tiny_gguf(path: str | Path, *, seed: int = 0, fim_metadata: bool = True) -> Path:
+def write_tiny_gguf(path: str | Path, *, seed: int = 0, fim_metadata: bool = True, n_ctx: int = N_CTX) -> Path:
     """Write the tiny model to ``path`` (about 0.5 MB) and return the path. ``fim_metadata=False`` leaves
     out the ``tokenizer.ggml.fim_*_token_id`` keys, as older conversions do: llama.cpp then finds the FIM
-    tokens by their text."""
+    tokens by their text. ``n_ctx`` is the training context the model declares (``llama.context_length``):
+    what a server that takes its context from the model (llama-server's default) will use."""
     import gguf
     import numpy as np
 
@@ -81,7 +84,7 @@ def write_tiny_gguf(path: str | Path, *, seed: int = 0, fim_metadata: bool = Tru
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny")
-    w.add_context_length(N_CTX)
+    w.add_context_length(n_ctx)
     w.add_embedding_length(N_EMBD)
     w.add_block_count(N_LAYER)
     w.add_feed_forward_length(N_FF)

@@ -127,3 +127,13 @@ def test_common_prefix_len():
     assert common_prefix_len("abcd", "abxd") == 2
     long = "a" * 10_000
     assert common_prefix_len(long + "b", long + "c") == 10_000
+
+
+def test_a_small_context_and_batch_leave_the_prefix_its_share():
+    # llama-server -c 1024 -b 256: /infill keeps 192 prefix tokens, 62 of line and suffix, 770 of extra chunks
+    p = slow_server(read_tps=20000.0, n_ctx=1024, n_batch=256, max_prefix_tokens=192, max_suffix_tokens=62,
+                    max_extra_tokens=770)
+    b = budget(p, 8000, 2000, 32, line_chars=20)
+    assert b.max_prefix == int(192 * TOKEN_MARGIN)  # the server's own cut, not less
+    assert b.snippets + b.max_prefix + b.suffix + 20 + 32 <= 1024  # prompt and answer within the context
+    assert b.snippets <= 1024 // 4
