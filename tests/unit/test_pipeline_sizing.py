@@ -157,3 +157,58 @@ async def test_the_server_error_text_reaches_the_status():
             assert model.status.state == "down"
             assert "fake model server error" in model.status.detail  # the server's own words
             assert any("fake model server error" in m for m in seen)
+
+
+async def test_an_unmeasured_server_gets_a_short_first_prompt_and_is_measured_by_it():
+    """An OpenAI-compatible server reports no timings: until its first token is timed it is taken to be
+    slow, so the first prompt is short (never a 10,000-token read on a CPU), and read as a warm-up."""
+    from tandem_lsp.backends.openai import OpenAIBackend
+
+    with FakeModelServer("x = 1\n", dialects={"openai"}) as fake:
+        settings, _ = parse_settings({"local": {"backend": "openai", "endpoint": f"{fake.url}/v1"},
+                                      "completion": {"debounceMs": 0}})
+        model = LocalModel(settings.local)
+        backend = OpenAIBackend(model.client, f"{fake.url}/v1", "qwen2.5-coder")
+        await backend.learn()
+        assert backend.profile.n_ctx == 2048 and backend.profile.read_tps is None  # nothing sent to measure
+        assert fake.generation_requests() == []
+        model._backend, model._ready = backend, True
+        engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+        doc = LINE * 400  # 21,600 characters
+        await engine.complete(CompletionRequest("file:///a.py", doc, len(LINE) * 300, invoked=True))
+        warm, generation = [r.body for r in fake.generation_requests()]
+        assert warm["max_tokens"] == 1 and generation["max_tokens"] == 128
+        assert len(warm["prompt"]) < 700 and len(generation["prompt"]) < 800  # ~512 tokens at one per character
+        assert backend.profile.read_tps is not None  # timed by the warm-up's first token
+        await engine.aclose()
+
+
+class Mute:
+    """An unmeasured server that says nothing within local.timeoutMs (it is reading a long prompt)."""
+
+    name, endpoint, model = "openai", "nowhere", "m"
+
+    def __init__(self):
+        self.profile = ServerProfile(n_ctx=32768, learned=True, measures_by_ttft=True)
+
+    async def stream(self, req):
+        await asyncio.sleep(3600)
+        yield ""  # pragma: no cover
+
+    async def aclose(self):
+        pass
+
+
+async def test_an_unmeasured_server_that_times_out_on_a_long_prompt_is_slow_and_measured_down():
+    settings, _ = parse_settings({"local": {"fimTemplate": "qwen", "timeoutMs": 300}, "completion": {"debounceMs": 0}})
+    model = LocalModel(settings.local)
+    backend = Mute()
+    model._backend, model._ready = backend, True
+    engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+    engine._warm = lambda *args: asyncio.sleep(0)  # no warm-up here: the generation itself times out
+    doc = LINE * 400
+    assert await engine.complete(CompletionRequest("file:///a.py", doc, len(LINE) * 300, invoked=True)) is None
+    await asyncio.sleep(0.05)
+    assert model.status.state == "slow"  # reading, not down
+    assert backend.profile.read_tps is not None and backend.profile.read_tps < 85.0
+    await engine.aclose()

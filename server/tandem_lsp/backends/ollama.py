@@ -13,7 +13,9 @@ what it read, not what it took from its cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from tandem_lsp.backends._stream import HttpBackend, check_event, get_json, open_stream, parse_json, post_json
@@ -31,6 +33,7 @@ class OllamaBackend(HttpBackend):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.profile.measures_by_ttft = True
         self._read_before = False  # a completed FIM call: Ollama's cache may hold part of the next prompt
 
     async def list_models(self, timeout: float = 2.0) -> list[str]:
@@ -92,7 +95,7 @@ class OllamaBackend(HttpBackend):
     # -- generation ------------------------------------------------------------------------------
     async def stream(self, req: GenerationRequest) -> AsyncIterator[str]:
         chat = req.messages is not None
-        options = {"num_predict": 0 if req.warm_only else req.max_tokens, "temperature": req.temperature,
+        options = {"num_predict": 1 if req.warm_only else req.max_tokens, "temperature": req.temperature,
                    "stop": req.stop}
         if self.profile.n_ctx:
             options["num_ctx"] = self.profile.n_ctx
@@ -105,6 +108,25 @@ class OllamaBackend(HttpBackend):
         }
         body |= {"messages": req.messages} if chat else {"prompt": req.prompt, "raw": True}
         url = f"{self.endpoint}/api/chat" if chat else f"{self.endpoint}/api/generate"
+        t0, first_at = time.monotonic(), None
+        self.last_report = None
+        events = self._events(url, body, req, chat)
+        try:
+            async with contextlib.aclosing(events):  # closing the stream closes the HTTP connection at once
+                async for text in events:
+                    if first_at is None:
+                        first_at = time.monotonic()
+                    if text and not req.warm_only:
+                        yield text
+        finally:
+            if chat:
+                pass
+            elif self.last_report is None:
+                self.observe_first_token(req.prompt, t0, first_at)  # closed before the counters came: time it
+            else:
+                self._last_prompt = req.prompt
+
+    async def _events(self, url: str, body: dict, req: GenerationRequest, chat: bool) -> AsyncIterator[str]:
         async with open_stream(self.client, self.name, "POST", url, body) as response:
             async for line in response.aiter_lines():
                 if not line.strip():
@@ -114,8 +136,7 @@ class OllamaBackend(HttpBackend):
                     text = event["message"]["content"] if chat else event["response"]
                 except (KeyError, TypeError):
                     raise BackendError(f"{self.name}: unexpected stream event") from None
-                if text:
-                    yield text
+                yield text or ""
                 if event.get("done"):
                     report = self._report(event, len(req.prompt))
                     if report is not None and not self._read_before and not chat:

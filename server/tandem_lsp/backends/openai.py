@@ -19,13 +19,11 @@ import time
 from collections.abc import AsyncIterator
 
 from tandem_lsp.backends._stream import HttpBackend, get_json, open_stream, sse_events
-from tandem_lsp.backends.types import common_prefix_len
-from tandem_lsp.backends.types import BackendError, ContextError, GenerationRequest, ServerProfile, ServerReport
+from tandem_lsp.backends.types import BackendError, ContextError, GenerationRequest, ServerProfile
 
 log = logging.getLogger(__name__)
 
 ASSUMED_N_CTX = 2048  # llama-cpp-python's server default; LM Studio and vLLM say theirs in /models
-MIN_TIMED_READ_CHARS = 256  # a first token after reading fewer new characters than this says little of speed
 
 
 class OpenAIBackend(HttpBackend):
@@ -34,7 +32,7 @@ class OpenAIBackend(HttpBackend):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._last_prompt = ""
+        self.profile.measures_by_ttft = True
 
     async def _models(self, timeout: float) -> list:
         data = await get_json(self.client, self.name, f"{self.endpoint}/models", timeout)
@@ -121,18 +119,4 @@ class OpenAIBackend(HttpBackend):
             raise
         finally:
             if not chat:
-                self._observe(req.prompt, t0, first_at)
-
-    def _observe(self, prompt: str, t0: float, first_at: float | None) -> None:
-        """The time to the first token against the characters that differ from the previous prompt: with a
-        known characters-per-token, a reading speed (what servers without timings let one measure)."""
-        previous, self._last_prompt = self._last_prompt, prompt
-        if first_at is None:
-            return
-        same = common_prefix_len(previous, prompt)
-        new_chars = len(prompt) - same
-        cpt = self.profile.chars_per_token
-        if cpt and new_chars >= MIN_TIMED_READ_CHARS:
-            tokens = int(new_chars / cpt)
-            self.last_report = ServerReport(read_tokens=tokens, read_ms=(first_at - t0) * 1000, prompt_chars=len(prompt))
-            self.profile.note_read(tokens, (first_at - t0) * 1000)
+                self.observe_first_token(req.prompt, t0, first_at)

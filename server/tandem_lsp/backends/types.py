@@ -47,6 +47,9 @@ class ServerReport:
     prompt_chars: int = 0  # characters Tandem sent (to learn the server's characters per token)
 
 
+ASSUMED_READ_TPS = 85.0  # a small model on a laptop CPU: what an unmeasured server is taken to read
+
+
 @dataclass
 class ServerProfile:
     """What Tandem knows of a model server: its limits and its measured speed (None: not known).
@@ -67,8 +70,18 @@ class ServerProfile:
     max_suffix_tokens: int | None = None
     max_extra_tokens: int | None = None
     sizes_itself: bool = False  # the embedded backend cuts its prompts in tokens itself
+    # its speed is measured from the calls themselves (no calibration): until then it is taken to be slow
+    measures_by_ttft: bool = False
     hints: list[str] = field(default_factory=list)  # server flags that would help, for doctor
     learned: bool = False  # learn() ran
+
+    @property
+    def effective_read_tps(self) -> float | None:
+        """The reading speed to size prompts by: the measured one; for a server measured by its calls that
+        has not been yet, a slow one (ASSUMED_READ_TPS), so that its first prompts are short."""
+        if self.read_tps:
+            return self.read_tps
+        return ASSUMED_READ_TPS if self.measures_by_ttft and not self.sizes_itself else None
 
     def note_read(self, tokens: int, ms: float) -> None:
         """A read of ``tokens`` prompt tokens in ``ms``: reads of 64+ tokens update the speed."""

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 ADOPT_GRACE_S = 0.1  # a cancelled request's generation waits this long for a request to adopt it
 SNIPPET_TIME_S = 0.005
 PREFETCH_WINDOW = 4000  # extra characters kept around the cursor when building a prefetch document
-COLD_PAUSE_S = 1.0  # a prompt that takes long to read is sent after a pause of this length at most
+COLD_PAUSE_S = 0.5  # a prompt that takes long to read is sent after a pause of this length at most
 PREFETCH_READ_S = 0.5  # a speculative call is made only when the server reads its new part within this
 WARM_TIMEOUT_S = 60.0
 
@@ -317,6 +317,10 @@ class CompletionEngine:
         try:
             await gen.run(backend, request, timeout_s, retry=rebuild)
         except TimeoutError:
+            profile = getattr(backend, "profile", None)
+            if profile is not None and profile.measures_by_ttft and not profile.read_tps and gen.expected_read_s > timeout_s:
+                # not a token in time from a server not measured yet: it reads more slowly than assumed
+                profile.read_tps = profile.effective_read_tps * timeout_s / gen.expected_read_s
             if getattr(backend, "in_process", False) or gen.expected_read_s > timeout_s / 2:
                 # A model inside this process, or a server known to be reading a long prompt, is busy, not
                 # down: what it reads stays cached for the next request. Slow, then, and no "unavailable".

@@ -19,6 +19,7 @@ OPENERS = (":", "{", "(", "[", "=>", "->", "=", ",")
 CLOSERS = ")]}"
 _CLOSING_PUNCT = set(")]}\"'`;:,")
 _ECHO_LINES = 40  # lines before the cursor compared against a chat reply's echo
+_STATEMENT_LINES = 20  # lines above the cursor searched for the start of a statement spanning lines
 
 
 def _width(line: str) -> int:
@@ -106,6 +107,31 @@ def strip_chat_reply(text: str, ctx: PromptContext | None = None) -> str:
     return "\n".join(lines)
 
 
+def _depth(text: str) -> int:
+    """Brackets opened minus brackets closed in ``text`` (strings are not parsed)."""
+    return sum(map(text.count, "([{")) - sum(map(text.count, CLOSERS))
+
+
+def _block_start(ctx: PromptContext) -> tuple[bool, int]:
+    """(opener, indent): whether the cursor's line ends by opening a block, and the indentation the block
+    is measured from: that of the line its statement starts on. A statement that spans lines starts on
+    the line that opened the brackets the cursor's line closes (``def f(a,`` / ``      b):``), or on the
+    first of the lines ending with a backslash before it. A trailing comma opens a block only when the
+    cursor's line leaves a bracket open (``f(a,``); after a list item (``    1,``) or a line of prose,
+    the next line may be as indented as this one."""
+    line = ctx.line_prefix.rstrip()
+    depth = _depth(line)
+    opener = line.endswith(OPENERS) and not (line.endswith(",") and depth <= 0)
+    width = _width(ctx.line_prefix)
+    head = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+    for prev in reversed(head.rsplit("\n", _STATEMENT_LINES + 1)[:-1][-_STATEMENT_LINES:]):
+        if depth >= 0 and not prev.rstrip().endswith("\\"):
+            break
+        depth += _depth(prev)
+        width = _width(prev)
+    return opener, width if depth >= 0 else _width(ctx.line_prefix)
+
+
 def _select(text: str, ctx: PromptContext, multi: bool, complete: bool) -> tuple[list[str], bool, bool]:
     """The lines kept by the one-line or block rule (rules 3 and 4), before de-duplication.
 
@@ -130,8 +156,7 @@ def _select(text: str, ctx: PromptContext, multi: bool, complete: bool) -> tuple
     if not multi:
         return [lines[first]], done(first), absolute
 
-    indent: int | None = _width(ctx.line_prefix)
-    opener = ctx.line_prefix.rstrip().endswith(OPENERS)
+    opener, indent = _block_start(ctx)
     if not opener and not lines[first].strip():
         # at the end of a finished line the suggestion starts on the next line: the block is the
         # one that line belongs to (it may be an outer block, after the last line of an inner one)
@@ -171,12 +196,21 @@ def _imbalance(text: str) -> int:
 
 
 def _drop_suffix_repeats(lines: list[str], ctx: PromptContext) -> list[str]:
-    """Rule 5: drop what repeats the text after the cursor."""
-    ahead = [s.strip() for s in ctx.suffix.split("\n", 2 * len(lines) + 2)[: 2 * len(lines) + 2] if s.strip()]
-    stripped = [line.strip() for line in lines]
+    """Rule 5: drop what repeats the text after the cursor. A whole line repeats a whole line only at the
+    same indentation (the same code in another block is not a repeat)."""
+    n = 2 * len(lines) + 2
+
+    def shape(j: int, line: str) -> tuple[str, int | None]:  # line 0 of either side is part of the cursor's line
+        return line.strip(), _width(line) if j else None
+
+    def same(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool:
+        return a[0] == b[0] and (a[1] is None or b[1] is None or a[1] == b[1])
+
+    ahead = [shape(j, s) for j, s in enumerate(ctx.suffix.split("\n", n)[:n]) if s.strip()]
+    shapes = [shape(i, line) for i, line in enumerate(lines)]
     for i in range(len(lines)):
-        rest = [s for s in stripped[i:] if s]
-        if rest and rest == ahead[: len(rest)]:
+        rest = [s for s in shapes[i:] if s[0]]
+        if rest and len(rest) <= len(ahead) and all(map(same, rest, ahead)):
             lines = lines[:i]  # the output from line i on is the code that follows the cursor
             break
     tail = ctx.line_suffix.strip()

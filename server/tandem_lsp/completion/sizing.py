@@ -52,7 +52,8 @@ def budget(profile: ServerProfile | None, max_prefix_chars: int, max_suffix_char
            line_chars: int = 0) -> Budget:
     """The bounds for a prompt to a server with ``profile``, within the settings' character bounds."""
     p = profile
-    if p is None or p.sizes_itself or not p.read_tps:
+    read_tps = p.effective_read_tps if p is not None else None
+    if p is None or p.sizes_itself or not read_tps:
         prefix, suffix = max_prefix_chars, max_suffix_chars
         if p is not None and p.n_ctx and not p.sizes_itself:  # a known context still bounds it
             cpt = p.chars_per_token or 1.0  # unknown: as if every character were a token
@@ -60,16 +61,16 @@ def budget(profile: ServerProfile | None, max_prefix_chars: int, max_suffix_char
             suffix = min(suffix, room // 5)
             prefix = min(prefix, room - suffix)
         return Budget(prefix, prefix, suffix, prefix // 2, sized=False)
-    cpt = (p.chars_per_token or 3.0) * TOKEN_MARGIN
+    cpt = (p.chars_per_token or 1.0) * TOKEN_MARGIN  # unknown: as if every character were a token
 
     def chars(tokens: float) -> int:
         return max(0, int(tokens * cpt))
 
-    suffix_tokens = max(SUFFIX_MIN_TOKENS, p.read_tps * SUFFIX_READ_S)
+    suffix_tokens = max(SUFFIX_MIN_TOKENS, read_tps * SUFFIX_READ_S)
     if p.max_suffix_tokens is not None:
         line_tokens = line_chars / cpt + LINE_RESERVE_TOKENS
         suffix_tokens = min(suffix_tokens, max(0.0, p.max_suffix_tokens - line_tokens))
-    cold_tokens = max(PROMPT_MIN_TOKENS, p.read_tps * PROMPT_READ_S)
+    cold_tokens = max(PROMPT_MIN_TOKENS, read_tps * PROMPT_READ_S)
     snippet_tokens = min(cold_tokens, max_prefix_chars / cpt) / SNIPPET_SHARE
     if p.max_extra_tokens is not None:
         snippet_tokens = min(snippet_tokens, max(0.0, p.max_extra_tokens - 32))  # its own headers
@@ -130,11 +131,12 @@ class ReadEstimate:
         self.last = ""
 
     def seconds(self, prompt: str, profile: ServerProfile | None) -> float:
-        if profile is None or not profile.read_tps or profile.sizes_itself:
+        read_tps = profile.effective_read_tps if profile is not None else None
+        if not read_tps:
             return 0.0
         same = common_prefix_len(self.last, prompt)
-        tokens = (len(prompt) - same) / (profile.chars_per_token or 3.0)
-        return tokens / profile.read_tps
+        tokens = (len(prompt) - same) / (profile.chars_per_token or 1.0)
+        return tokens / read_tps
 
     def sent(self, prompt: str) -> None:
         self.last = prompt

@@ -11,6 +11,7 @@ import functools
 import logging
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 
 from tandem_lsp import __version__
@@ -107,6 +108,22 @@ class TandemServer(LanguageServer):
     def position_encoding(self) -> str:
         return self.workspace.position_encoding or types.PositionEncodingKind.Utf16
 
+    # -- the JSON-RPC contract (the protocol layer does the work: lsp.protocol) --------------------
+    def report_server_error(self, error: Exception, source) -> None:
+        """JSON that does not parse gets a ParseError answer; a message that could not be sent is only
+        logged (showing it would be one more message to send)."""
+        if self.protocol.report_unreadable(error):
+            return
+        if source is JsonRpcInternalError:
+            log.error("could not send a message: %s", error)
+            return
+        super().report_server_error(error, source)
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        super().start_io(stdin, stdout)
+        if self.protocol.exit_code:  # pygls swallows exit's SystemExit; LSP: 1 when exit came without shutdown
+            raise SystemExit(self.protocol.exit_code)
+
 
 def never_raise(default=None):
     """Every request gets an answer: a handler's unexpected error is logged and answered with ``default``."""
@@ -199,6 +216,8 @@ commands.register(server)
 
 @server.feature(types.SHUTDOWN)
 async def shutdown(ls: TandemServer, params: None) -> None:
-    await ls.engine.aclose()
-    if ls._runner is not None:
-        await ls._runner.aclose()
+    # side by side, so one that hangs or fails does not keep the other open (the protocol bounds the wait)
+    closing = [ls.engine.aclose()] + ([ls._runner.aclose()] if ls._runner is not None else [])
+    for failure in await asyncio.gather(*closing, return_exceptions=True):
+        if isinstance(failure, Exception):
+            log.warning("shutdown: %s", failure)
