@@ -114,7 +114,7 @@ def _speed(profile, settings, out) -> None:
         fresh = (b.prefix + b.snippets + b.suffix) / cpt / profile.read_tps
         out("expect", f"about {keystroke:.1f} s to the first token while typing, {fresh:.1f} s to read a newly "
                       "opened file once")
-        if keystroke > 1.0:
+        if keystroke > 0.75:  # typing outpaces it: suggestions come a word late
             out("advice", "this server is slow for typing: use a smaller model (qwen2.5-coder-0.5b), a GPU, or "
                           "lower completion.maxSuffixChars")
     for hint in profile.hints:
