@@ -137,3 +137,13 @@ def test_a_small_context_and_batch_leave_the_prefix_its_share():
     assert b.max_prefix == int(192 * TOKEN_MARGIN)  # the server's own cut, not less
     assert b.snippets + b.max_prefix + b.suffix + 20 + 32 <= 1024  # prompt and answer within the context
     assert b.snippets <= 1024 // 4
+
+
+def test_a_very_fast_server_with_a_context_keeps_a_full_prompt():
+    # an OpenAI-compatible server timed at hundreds of thousands of tokens/s (a GPU, or a first token from
+    # its cache) with a 4,096-token context: the settings' bounds, within the context, never an empty prefix
+    p = ServerProfile(read_tps=465_000.0, n_ctx=4096, measures_by_ttft=True)
+    b = budget(p, 8000, 2000, 128)
+    assert 0 < b.suffix <= (4096 - 128) // 5
+    assert b.max_prefix >= 1500 and b.prefix >= 1000
+    assert (b.max_prefix + b.suffix + b.snippets) <= (4096 - 128) * 1.0

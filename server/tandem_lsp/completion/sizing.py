@@ -66,19 +66,21 @@ def budget(profile: ServerProfile | None, max_prefix_chars: int, max_suffix_char
     def chars(tokens: float) -> int:
         return max(0, int(tokens * cpt))
 
-    suffix_tokens = max(SUFFIX_MIN_TOKENS, read_tps * SUFFIX_READ_S)
+    # in tokens, each within the settings' character bounds
+    suffix_tokens = min(max(SUFFIX_MIN_TOKENS, read_tps * SUFFIX_READ_S), max_suffix_chars / cpt)
     if p.max_suffix_tokens is not None:
         line_tokens = line_chars / cpt + LINE_RESERVE_TOKENS
         suffix_tokens = min(suffix_tokens, max(0.0, p.max_suffix_tokens - line_tokens))
-    cold_tokens = max(PROMPT_MIN_TOKENS, read_tps * PROMPT_READ_S)
+    cold_tokens = min(max(PROMPT_MIN_TOKENS, read_tps * PROMPT_READ_S), max_prefix_chars / cpt)
     snippet_tokens = min(cold_tokens, max_prefix_chars / cpt) / SNIPPET_SHARE
     if p.max_extra_tokens is not None:
         snippet_tokens = min(snippet_tokens, max(0.0, p.max_extra_tokens - 32))  # its own headers
     hard_tokens = float(p.max_prefix_tokens) if p.max_prefix_tokens is not None else float("inf")
-    if p.n_ctx:  # everything, the answer included, within the context
+    if p.n_ctx:  # everything, the answer included, within the context; the suffix at most a fifth of it
+        suffix_tokens = min(suffix_tokens, (p.n_ctx - max_tokens - ANSWER_RESERVE_TOKENS) / 5)
         room = p.n_ctx - max_tokens - ANSWER_RESERVE_TOKENS - suffix_tokens - LINE_RESERVE_TOKENS
         snippet_tokens = max(0.0, min(snippet_tokens, room / SNIPPET_SHARE))
-        hard_tokens = min(hard_tokens, room - snippet_tokens)
+        hard_tokens = max(0.0, min(hard_tokens, room - snippet_tokens))
     suffix = min(max_suffix_chars, chars(suffix_tokens))
     max_prefix = min(max_prefix_chars, chars(hard_tokens) if hard_tokens != float("inf") else max_prefix_chars)
     prefix = min(max_prefix * 3 // 4, chars(cold_tokens))  # a quarter of the room at least, to type into
