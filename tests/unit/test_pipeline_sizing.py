@@ -96,18 +96,19 @@ async def test_a_cold_read_on_a_slow_server_warms_the_cache_first(server):
     await engine.aclose()
 
 
-async def test_fast_typing_sends_no_cold_read(server):
-    engine = await engine_for(server, measured(read_tps=50.0))
+async def test_fast_typing_warms_the_cache_once_and_generates_only_at_a_pause(server):
+    """Against a very slow server, the stable part of the prompt is read at the first key (the next keys need
+    it too) while the part a key makes useless (the line and the suffix) waits for a pause."""
+    engine = await engine_for(server, measured(read_tps=20.0))
     tasks = []
     for n in range(1, 6):  # five keys 100 ms apart: each supersedes the last before its pause is over
         doc, offset = typed("result"[:n])
         tasks.append(asyncio.ensure_future(engine.complete(CompletionRequest("file:///a.py", doc, offset))))
         await asyncio.sleep(0.1)
-    results = await asyncio.gather(*tasks[:-1])
-    assert results == [None] * 4
-    assert infills(server) == []  # nothing read for keys that were typed through
-    tasks[-1].cancel()
-    await asyncio.gather(tasks[-1], return_exceptions=True)
+    assert await asyncio.gather(*tasks[:-1]) == [None] * 4
+    assert [b["n_predict"] for b in infills(server)] == [0]  # one warm-up, no generation while typing
+    assert (await tasks[-1]) is not None  # the pause came: one generation
+    assert [b["n_predict"] == 0 for b in infills(server)] == [True, False]
     await engine.aclose()
 
 
@@ -211,4 +212,24 @@ async def test_an_unmeasured_server_that_times_out_on_a_long_prompt_is_slow_and_
     await asyncio.sleep(0.05)
     assert model.status.state == "slow"  # reading, not down
     assert backend.profile.read_tps is not None and backend.profile.read_tps < 85.0
+    await engine.aclose()
+
+
+async def test_keys_typed_during_a_warm_up_keep_its_prompt_start(server):
+    """The warm-up's start is where the cached prompt starts, even when no generation follows it (every
+    request during the warm-up was superseded): later requests start there too, and read only what changed."""
+    engine = await engine_for(server, measured(read_tps=50.0))
+    doc, offset = typed("r")
+    first = asyncio.ensure_future(engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True)))
+    while not infills(server):
+        await asyncio.sleep(0.01)
+    first.cancel()  # superseded while the warm-up reads
+    await asyncio.gather(first, return_exceptions=True)
+    for text in ("result\n", "result\nvalue = 1\n", "result\nvalue = 1\nother = 2"):
+        doc, offset = typed(text)
+        await engine.complete(CompletionRequest("file:///a.py", doc, offset, invoked=True))
+    bodies = infills(server)
+    assert sum(b["n_predict"] == 0 for b in bodies) == 1  # one warm-up, never a second
+    starts = {b["input_prefix"][:120] for b in bodies}
+    assert len(starts) == 1
     await engine.aclose()

@@ -35,6 +35,7 @@ SLOT = 0
 CALIBRATION_TOKENS = 160  # prompt tokens read once to measure the server's reading speed
 CALIBRATION_PREDICT = 16  # tokens written to measure its writing speed
 BATCH_PROBE_TOKENS = 1100  # a prefix this long tells a -b 1024 server (it keeps 768) from a -b 2048 one
+PROBE_MIN_TPS = 400  # ... probed only on a server that reads it within 3 s (a slow one never gets such prompts)
 CALIBRATION_TEXT = (
     "def area(width, height):\n    \"\"\"The area of a rectangle.\"\"\"\n    return width * height\n\n\n"
     "class Shape:\n    def __init__(self, name, sides):\n        self.name = name\n        self.sides = sides\n\n"
@@ -178,7 +179,7 @@ class LlamaCppBackend(HttpBackend):
         p.note_report(report)
         log.info("llamacpp: reads %.0f prompt tokens/s, writes %.0f tokens/s (calibration took %.0f ms)",
                  p.read_tps or 0, p.write_tps or 0, elapsed_ms)
-        if p.read_tps is not None and p.read_tps * 6 > 3 * (1024 // 4):
+        if p.read_tps is not None and p.read_tps > PROBE_MIN_TPS:
             await self._probe_batch(cpt)
 
     async def _probe_batch(self, cpt: float) -> None:

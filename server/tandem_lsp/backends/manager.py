@@ -107,6 +107,10 @@ class LocalModel:
         self._backend = None
         self._ready = False
 
+    def current(self) -> LocalBackend | None:
+        """The backend in use when it is ready now (no probing, no waiting)."""
+        return self._backend if self._ready else None
+
     async def ensure(self) -> LocalBackend | None:
         """The backend to use now, or None when no local model answers (or it is still loading)."""
         if self._backend is not None and self._ready:

@@ -24,7 +24,7 @@ from tandem_lsp.completion.context import RecentEdits, build_context, gather_sni
 from tandem_lsp.completion.debounce import Debouncer
 from tandem_lsp.completion.generation import Generation
 from tandem_lsp.completion.request import CompletionRequest, GenerationRequest, PromptContext
-from tandem_lsp.completion.sizing import COLD_READ_S, PromptStart, ReadEstimate, budget
+from tandem_lsp.completion.sizing import COLD_READ_S, WARM_MIN_TOKENS, PromptStart, ReadEstimate, budget
 from tandem_lsp.completion.templating import FimTemplate, build_generation, pick_template
 from tandem_lsp.config import Settings
 
@@ -176,6 +176,7 @@ class CompletionEngine:
             else:
                 gen.abort("not adoptable")
 
+        self._prewarm(req)
         waited = 0.0
         if not req.invoked:
             waited = self.debouncer.delay_ms() / 1000.0
@@ -238,10 +239,13 @@ class CompletionEngine:
         if prefetch and (read_s > PREFETCH_READ_S or self._warming_now()):
             return None  # on a slow server a guess is not worth holding it up
         if not prefetch and read_s > COLD_READ_S:
-            if waited_s is not None and (pause := min(read_s, COLD_PAUSE_S) - waited_s) > 0:
-                await asyncio.sleep(pause)  # typing on: nothing sent (this request is superseded)
+            # The stable part is read at once (typing on does not cancel it: the next keys need it too);
+            # the rest, which a key would make useless, waits for a pause.
+            self._sent(uri, text, start, "", prefetch)  # the warm-up starts the cached prompt here
             await self._warm(backend, template, ctx, request)
             read_s = self._reads.seconds(request.prompt, profile)
+            if waited_s is not None and read_s > COLD_READ_S and (pause := COLD_PAUSE_S - waited_s) > 0:
+                await asyncio.sleep(pause)  # typing on: nothing sent (this request is superseded)
             if st.gen is not None and not st.gen.done:
                 st.gen.abort("replaced")
         if self._warming_now():
@@ -276,26 +280,47 @@ class CompletionEngine:
     def _warming_now(self) -> bool:
         return self._warming is not None and not self._warming[0].done()
 
+    def _prewarm(self, req: CompletionRequest) -> None:
+        """At a key, before the debounce: when the server would need long to read this place of the file
+        (it was just opened, or the cursor jumped), start reading its stable part now, while the user types."""
+        backend = self.model.current()
+        profile = getattr(backend, "profile", None)
+        if backend is None or profile is None or not profile.effective_read_tps or self._warming_now():
+            return
+        template = self._template_for(backend)
+        request, ctx, start = self._build(backend, template, req.text, req.offset, req.uri, req.language_id,
+                                          prefetch=False)
+        if request.prompt and self._reads.seconds(request.prompt, profile) > COLD_READ_S:
+            self._sent(req.uri, req.text, start, "", False)
+            self._begin_warm(backend, template, ctx, request)
+
     async def _warm(
         self, backend: LocalBackend, template: FimTemplate, ctx: PromptContext, request: GenerationRequest,
     ) -> None:
         """When the prompt's stable part (all but the cursor line and the suffix) is not in the server's
         cache, read it in, generating nothing, and wait for it. One warm-up at a time; a superseded request
         leaves it running (what it reads is what the next keystroke needs)."""
+        self._begin_warm(backend, template, ctx, request)
+        if self._warming_now():
+            await asyncio.shield(self._warming[0])  # type: ignore[index]
+
+    def _begin_warm(
+        self, backend: LocalBackend, template: FimTemplate, ctx: PromptContext, request: GenerationRequest,
+    ) -> None:
         if not self._warming_now():
             head = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
             warm_ctx = PromptContext(prefix=head, suffix="", filename=ctx.filename, language_id=ctx.language_id,
                                      snippets=ctx.snippets)
             warm = build_generation(warm_ctx, template, model=request.model, max_tokens=1,
                                     timeout_ms=int(WARM_TIMEOUT_S * 1000))
-            read_s = self._reads.seconds(warm.prompt, getattr(backend, "profile", None))
-            if read_s <= COLD_READ_S:
-                return  # the stable part is cached: only the line and the suffix are read
+            profile = getattr(backend, "profile", None)
+            read_s = self._reads.seconds(warm.prompt, profile)
+            if read_s <= COLD_READ_S or self._reads.tokens(warm.prompt, profile) < WARM_MIN_TOKENS:
+                return  # the stable part is (nearly all) cached: only the line and the suffix are read
             warm.warm_only = True
             task = asyncio.ensure_future(self._run_warm(backend, warm, min(WARM_TIMEOUT_S, 5 + 2 * read_s)))
             self._warming = (task, warm.prompt)
             log.debug("warming the server's cache: ~%.1f s of reading", read_s)
-        await asyncio.shield(self._warming[0])  # type: ignore[index]
 
     async def _run_warm(self, backend: LocalBackend, warm: GenerationRequest, timeout_s: float) -> None:
         t0 = time.monotonic()
@@ -336,6 +361,8 @@ class CompletionEngine:
         except Exception as exc:  # a bug or a surprise from a backend must never reach the user
             log.exception("completion generation failed")
             gen.error = f"unexpected error: {exc!r}"
+            self.stats.failed_calls += 1
+            return  # Tandem's own failure, not the model's: the status stays "down" only when the model is
         log.debug("generation %s: %d chars%s", "prefetch" if gen.prefetch else "request", len(gen.raw),
                   f", failed: {gen.error}" if gen.error else "")
         if gen.error is not None:

@@ -18,6 +18,7 @@ margin, since the pipeline works in characters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tandem_lsp.backends.types import ServerProfile, common_prefix_len
@@ -34,6 +35,8 @@ LINE_RESERVE_TOKENS = 64  # /infill's suffix room is shared with the cursor line
 ANSWER_RESERVE_TOKENS = 16
 ANCHOR_CHARS = 64  # the start of the cached prompt is found again by its first characters
 ANCHOR_SEARCH = 16_384  # ... within this distance of where it was
+_MARKER = re.compile(r"<\|[a-z_]+\|>|<[a-z_]+>|<｜[^｜]+｜>|\[[A-Z]+\]")  # FIM and file markers of the templates
+WARM_MIN_TOKENS = 64  # a warm-up of less than this is not worth a request of its own
 COLD_READ_S = 0.75  # an uncached part that takes longer than this to read waits for a pause, then warms
 
 
@@ -136,9 +139,15 @@ class ReadEstimate:
         read_tps = profile.effective_read_tps if profile is not None else None
         if not read_tps:
             return 0.0
+        return self.tokens(prompt, profile) / read_tps
+
+    def tokens(self, prompt: str, profile: ServerProfile) -> float:
+        """About how many tokens of ``prompt`` the server has not read (a template's marker is one token)."""
         same = common_prefix_len(self.last, prompt)
-        tokens = (len(prompt) - same) / (profile.chars_per_token or 1.0)
-        return tokens / read_tps
+        new = prompt[same:]
+        markers = _MARKER.findall(new)
+        chars = len(new) - sum(len(m) for m in markers)
+        return chars / (profile.chars_per_token or 1.0) + len(markers)
 
     def sent(self, prompt: str) -> None:
         self.last = prompt
