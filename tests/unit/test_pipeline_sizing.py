@@ -233,3 +233,22 @@ async def test_keys_typed_during_a_warm_up_keep_its_prompt_start(server):
     starts = {b["input_prefix"][:120] for b in bodies}
     assert len(starts) == 1
     await engine.aclose()
+
+
+async def test_a_measured_server_silent_once_is_slow_and_three_times_in_a_row_down():
+    """A server that answered before and is measured may be busy finishing a cancelled read (llama-server
+    stops only at a batch end): one silent call is slow; three in a row, and it is down."""
+    settings, _ = parse_settings({"local": {"fimTemplate": "qwen", "timeoutMs": 150}, "completion": {"debounceMs": 0}})
+    model = LocalModel(settings.local)
+    backend = Mute()
+    backend.profile = measured(read_tps=5000.0)
+    model._backend, model._ready = backend, True
+    engine = CompletionEngine(settings=settings, model=model, prefetch_enabled=False)
+    states = []
+    for n in range(3):
+        assert await engine.complete(CompletionRequest("file:///a.py", f"x{n} = ", 5, invoked=True)) is None
+        await asyncio.sleep(0.02)
+        states.append(model.status.state)
+    assert states[:2] != ["down", "down"] and "down" not in states[:2]
+    assert states[2] == "down"
+    await engine.aclose()

@@ -36,6 +36,7 @@ PREFETCH_WINDOW = 4000  # extra characters kept around the cursor when building 
 COLD_PAUSE_S = 0.5  # a prompt that takes long to read is sent after a pause of this length at most
 PREFETCH_READ_S = 0.5  # a speculative call is made only when the server reads its new part within this
 WARM_TIMEOUT_S = 60.0
+SILENT_RUNS_DOWN = 3  # a measured server silent this many times in a row is down (before: slow)
 
 
 def _log_task_error(task: asyncio.Task) -> None:
@@ -93,6 +94,7 @@ class CompletionEngine:
         self._reads = ReadEstimate()  # what the server last read
         self._template: tuple[tuple, FimTemplate] | None = None
         self._warming: tuple[asyncio.Task, str] | None = None  # a cache warm-up in flight, and its prompt
+        self._silent_runs = 0  # generations in a row that got no text within local.timeoutMs
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -346,10 +348,14 @@ class CompletionEngine:
             if profile is not None and profile.measures_by_ttft and not profile.read_tps and gen.expected_read_s > timeout_s:
                 # not a token in time from a server not measured yet: it reads more slowly than assumed
                 profile.read_tps = profile.effective_read_tps * timeout_s / gen.expected_read_s
-            if getattr(backend, "in_process", False) or gen.expected_read_s > timeout_s / 2:
-                # A model inside this process, or a server known to be reading a long prompt, is busy, not
-                # down: what it reads stays cached for the next request. Slow, then, and no "unavailable".
-                log.debug("no text within local.timeoutMs (still reading the prompt)")
+            self._silent_runs += 1
+            measured = profile is not None and bool(profile.read_tps) and not profile.sizes_itself
+            if (getattr(backend, "in_process", False) or gen.expected_read_s > timeout_s / 2
+                    or (measured and self._silent_runs < SILENT_RUNS_DOWN)):
+                # A model inside this process, a server known to be reading a long prompt, or a measured
+                # server that answered before (busy with another read: a cancel lands at a batch end) is
+                # slow, not down: what it reads stays cached for the next request. No "unavailable".
+                log.debug("no text within local.timeoutMs (still reading)")
                 self.model.report_success(timeout_s * 1000)
                 return
             gen.error = f"no answer within local.timeoutMs ({timeout_s * 1000:.0f} ms)"
@@ -369,6 +375,7 @@ class CompletionEngine:
             self.stats.failed_calls += 1
             self.model.report_failure(gen.error)
         else:
+            self._silent_runs = 0
             self.model.report_success((time.monotonic() - gen.started) * 1000)
 
     def _finished(self, st: _DocState, gen: Generation) -> None:
