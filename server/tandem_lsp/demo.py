@@ -146,11 +146,13 @@ def plain(obj):
 
 
 def position_at(text: str, offset: int):
+    """The LSP position (UTF-16, LSP's line endings) of an offset, as an editor sends it."""
     from lsprotocol import types
 
-    line = text.count("\n", 0, offset)
-    start = text.rfind("\n", 0, offset) + 1
-    return types.Position(line=line, character=len(text[start:offset].encode("utf-16-le")) // 2)
+    from tandem_lsp.lines import position_at as lsp_position
+
+    line, character = lsp_position(text, offset)
+    return types.Position(line=line, character=character)
 
 
 def keystroke_gap(ch: str, at_line_end: bool) -> float:

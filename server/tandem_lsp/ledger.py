@@ -33,6 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
+from tandem_lsp.safe_text import clean
+
 __all__ = [
     "DEFAULT_PRICE_MODEL",
     "PRICES",
@@ -358,6 +360,8 @@ class Ledger:
             cost, saved = 0.0, (self.cost(self.reference_model, *counts) if ok else 0.0)
         ts = self._clock()
         day = self._day(ts)
+        # sqlite3 encodes text as UTF-8: a lone surrogate (a model name or an error echoing a file) would raise
+        task, model, fallback_reason = clean(task), clean(model), clean(fallback_reason)
         try:
             self._conn.execute(
                 "INSERT INTO calls (ts, day, tier, task, model, input_tokens, output_tokens,"

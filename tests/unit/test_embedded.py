@@ -461,3 +461,13 @@ async def test_end_to_end_inline_completion(tiny_model):
         await client.shutdown_session()
     finally:
         await client.stop()
+
+
+async def test_a_prompt_with_lone_surrogates_and_nul_is_generated_from(backend):
+    """Issue 10, item 1: UTF-8 cannot encode a lone surrogate (an editor can send one as a JSON escape);
+    it is replaced, not a failed generation (which made the status say "down")."""
+    chunks = await collect(backend, request(prefix="x = '\ud800'\0\n" + PREFIX, suffix="\udfff" + SUFFIX))
+    assert chunks
+    chat = GenerationRequest(prefix="", suffix="", prompt="", max_tokens=8, timeout_ms=10_000,
+                             messages=[{"role": "user", "content": "explain '\ud800'"}])
+    assert await collect(backend, chat)

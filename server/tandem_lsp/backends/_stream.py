@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tandem_lsp.backends.types import BackendError, ContextError, ServerProfile, ServerReport, common_prefix_len
+from tandem_lsp.safe_text import clean
 
 MIN_TIMED_READ_CHARS = 256  # a first token after reading fewer new characters than this says little of speed
 # The caller bounds a generation with asyncio.timeout; the read timeout is only a safety net.
@@ -100,6 +101,22 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"HTTP failure ({type(exc).__name__})"
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def encode_json_body(body: Any) -> bytes:
+    """A request's JSON body as UTF-8, as httpx encodes ``json=`` (compact, no NaN), except that text UTF-8
+    cannot encode never fails the request: each lone surrogate or NUL is replaced by U+FFFD in the string
+    it is in (``safe_text.clean``), so one poisoned snippet costs one character, not every completion."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if "\\u0000" not in text:  # json.dumps writes NUL as \u0000 (a literal backslash-u0000 only costs a clean)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            pass
+    return json.dumps(clean(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 @asynccontextmanager
 async def open_stream(
     client: httpx.AsyncClient,
@@ -112,8 +129,10 @@ async def open_stream(
     """A response with status < 400, its body not yet read. Leaving the block closes the connection
     if the body was not read to the end (cancellation included)."""
     path = httpx.URL(url).path
+    content = None if body is None else encode_json_body(body)
+    headers = None if body is None else JSON_HEADERS
     try:
-        async with client.stream(method, url, json=body, timeout=timeout) as response:
+        async with client.stream(method, url, content=content, headers=headers, timeout=timeout) as response:
             if response.status_code >= 400:
                 body = b""
                 try:

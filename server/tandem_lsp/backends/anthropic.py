@@ -181,9 +181,12 @@ class AnthropicBackend:
             raise CloudError("cancelled", "the Claude backend is closed")
         if not self._api_key:
             raise CloudError("auth", "no Anthropic API key is configured")
-        request: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "messages": messages}
+        from tandem_lsp.safe_text import clean
+
+        # the SDK encodes the body as UTF-8: a lone surrogate in a file excerpt would fail the whole call
+        request: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "messages": clean(messages)}
         if system:
-            request["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+            request["system"] = [{"type": "text", "text": clean(system), "cache_control": {"type": "ephemeral"}}]
         started = time.monotonic()
         task = asyncio.current_task()
         if task is not None:

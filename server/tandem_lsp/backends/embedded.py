@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem_lsp.backends.types import BackendError, GenerationRequest, ServerProfile
+from tandem_lsp.safe_text import utf8
 
 log = logging.getLogger(__name__)
 
@@ -253,12 +254,12 @@ class EmbeddedBackend:
             pre, suf, mid = self.fim_ids
             room = budget - 3
             limit = self.suffix_budget(room)
-            suffix = llm.tokenize(_lines_within(req.suffix, limit * 8).encode("utf-8"), add_bos=False, special=False)
+            suffix = llm.tokenize(utf8(_lines_within(req.suffix, limit * 8)), add_bos=False, special=False)
             if len(suffix) > limit:  # whole lines when at least half the budget is whole lines
                 cut = next((i for i in range(limit, limit // 2, -1) if llm.detokenize(suffix[i - 1 : i]).endswith(b"\n")),
                            limit)
                 suffix = suffix[:cut]
-            prefix = llm.tokenize(req.prefix.encode("utf-8"), add_bos=False, special=False)
+            prefix = llm.tokenize(utf8(req.prefix), add_bos=False, special=False)
             keep = room - len(suffix)
             if len(prefix) > keep:
                 cut = self._cached_start(llm, pre, prefix, keep)
@@ -274,7 +275,7 @@ class EmbeddedBackend:
             text = "\n\n".join(str(m.get("content", "")) for m in req.messages) + "\n"
         if not text:
             text = req.prefix
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=llm._model.add_bos_token(), special=True)
+        tokens = llm.tokenize(utf8(text), add_bos=llm._model.add_bos_token(), special=True)
         if len(tokens) > budget:
             tokens = tokens[len(tokens) - budget :]
         return tokens

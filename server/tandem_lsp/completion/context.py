@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from tandem_lsp import lines
 from tandem_lsp.completion.request import CompletionRequest, PromptContext, Snippet
 
 HEAD_LINES = 30  # lines of another open document offered as a snippet
 HEAD_CHARS = 1500  # ... and at most this many characters of them
-_COUNT_CHUNK = 1 << 16  # characters counted per step when looking for a line number
 
 
 PREFIX_QUANTUM = 1024  # the prefix window starts on this grid (at most 1/8 of the window): see bound_prefix
@@ -66,21 +66,10 @@ def display_path(uri: str) -> str:
 
 
 def _line_start(text: str, line: int) -> int:
-    """Offset of the start of 0-based ``line`` (clamped to the last line), counting newlines in C chunks."""
-    pos, remaining = 0, line
-    while remaining > 0:
-        end = pos + _COUNT_CHUNK
-        n = text.count("\n", pos, end)
-        if n < remaining and end < len(text):
-            pos, remaining = end, remaining - n
-            continue
-        for _ in range(remaining):
-            nl = text.find("\n", pos)
-            if nl < 0:
-                break  # past the end: pos is the start of the last line
-            pos = nl + 1
-        break
-    return pos
+    """Offset of the start of 0-based ``line`` (clamped to the last line), lines ending where LSP ends
+    them (``\\n``, ``\\r\\n``, ``\\r``: the line numbers come from the editor), counted in C chunks."""
+    start = lines.line_start(text, line)
+    return lines.line_start_before(text, len(text)) if start is None else start
 
 
 def _head(text: str, max_lines: int, max_chars: int) -> str:

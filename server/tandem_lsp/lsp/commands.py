@@ -16,8 +16,9 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from tandem_lsp.commands import ask, code_actions, explain_failure, plan_refactor
+from tandem_lsp.commands import ask, build_off_loop, code_actions, explain_failure, plan_refactor
 from tandem_lsp.commands.runner import CommandResult, LocalFailure
+from tandem_lsp.lsp.convert import lsp_lines_range
 from tandem_lsp.lsp.protocol import COMMAND_REQUEST
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def command_args(args: tuple) -> dict:
 async def run_command(ls, name: str, task: str, build, args: tuple) -> dict:
     """Build the prompt, run it with progress and cancellation, open the result; answer the contract's shape."""
     request = COMMAND_REQUEST.get()
-    system, parts, prompt = build(command_args(args), ls.sources())
+    system, parts, prompt = await build_off_loop(build, command_args(args), ls.sources())
     progress = await Progress.start(ls, request.work_done_token if request else None, TITLES.get(name, name))
     work = asyncio.ensure_future(ls.runner.run(task, system=system, parts=parts, prompt=prompt, on_text=progress.text))
     if progress.token is not None:
@@ -156,8 +157,8 @@ async def resolve_edit(ls, action: types.CodeAction) -> types.CodeAction:
     """Run the local model for an edit action; attach the edit only when it is confined and parses."""
     data = action.data if isinstance(action.data, dict) else {}
     uri, kind = data.get("uri", ""), data.get("action")
-    text = ls.sources().text(uri)
-    if text is None or kind not in code_actions.ASKS:
+    text = await ls.sources().text_async(uri) if kind in code_actions.ASKS else None
+    if text is None:
         return action
     target = code_actions.target(text, int(data.get("start", 0)), int(data.get("end", 0)))
     user = code_actions.edit_prompt(kind, target, data.get("language", ""), data.get("diagnostic"))
@@ -170,9 +171,7 @@ async def resolve_edit(ls, action: types.CodeAction) -> types.CodeAction:
     if not new_code.strip() or not code_actions.parses(code_actions.apply(text, target, new_code), data.get("language", ""), uri):
         ls.notify_user(f"Tandem: the local model's edit for '{action.title}' did not parse, so nothing was changed.")
         return action
-    last = text.split("\n")[target.end] if target.end < text.count("\n") + 1 else ""
-    end = types.Position(line=target.end, character=len(last.encode("utf-16-le")) // 2)
-    edit = types.TextEdit(range=types.Range(start=types.Position(line=target.start, character=0), end=end), new_text=new_code)
+    edit = types.TextEdit(range=lsp_lines_range(text, target.start, target.end, ls.position_encoding), new_text=new_code)
     action.edit = types.WorkspaceEdit(changes={uri: [edit]})
     return action
 
@@ -180,7 +179,8 @@ async def resolve_edit(ls, action: types.CodeAction) -> types.CodeAction:
 async def explain_code(ls, args: tuple) -> dict:
     """A short local explanation of the selected code (never the cloud)."""
     where = command_args(args)
-    system, parts, _prompt = ask.build({"prompt": "Explain briefly what this code does.", **where}, ls.sources())
+    system, parts, _prompt = await build_off_loop(
+        ask.build, {"prompt": "Explain briefly what this code does.", **where}, ls.sources())
     from tandem_lsp.commands.runner import render
 
     try:
@@ -227,8 +227,8 @@ def register(server) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=kinds, resolve_provider=True))
     def code_action(ls, params: types.CodeActionParams):
         ls.remember_diagnostics(params.text_document.uri, params.context.diagnostics)
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        return lsp_code_actions(params, doc.language_id or "")
+        doc = ls.workspace.open_document(params.text_document.uri)
+        return lsp_code_actions(params, (doc.language_id if doc is not None else None) or "")
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(ls, action: types.CodeAction):

@@ -6,53 +6,49 @@ import re
 
 from lsprotocol import types
 
+from tandem_lsp import lines
 from tandem_lsp.completion.pipeline import Suggestion
 from tandem_lsp.completion.request import CompletionRequest
 
 _WORD_TAIL = re.compile(r"[\w$]+$")
 
 
-def _line_start(text: str, line: int) -> int:
-    """Offset of the start of ``line`` (0-based); the end of the text when the line is past it."""
-    pos = 0
-    for _ in range(line):
-        nl = text.find("\n", pos)
-        if nl < 0:
-            return len(text)
-        pos = nl + 1
-    return pos
-
-
-def _units(ch: str, encoding: str) -> int:
-    if encoding == types.PositionEncodingKind.Utf8:
-        return len(ch.encode("utf-8"))
-    if encoding == types.PositionEncodingKind.Utf32:
-        return 1
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
 def lsp_offset(text: str, position: types.Position, encoding: str = types.PositionEncodingKind.Utf16) -> int:
-    """The python offset of an LSP position; odd positions (past the line or the file) are clamped."""
-    start = _line_start(text, max(0, position.line))
-    end = text.find("\n", start)
-    end = len(text) if end < 0 else end
-    if end > start and text[end - 1] == "\r":
-        end -= 1
-    line = text[start:end]
-    want = max(0, position.character)
-    if line.isascii() or encoding == types.PositionEncodingKind.Utf32:
-        return start + min(want, len(line))
-    seen = 0
-    for i, ch in enumerate(line):
-        if seen >= want:
-            return start + i
-        seen += _units(ch, encoding)
-    return end
+    """The python offset of an LSP position (LSP's line endings: ``\\n``, ``\\r\\n``, ``\\r``); odd positions
+    (past the line or the file) are clamped."""
+    return lines.offset_at(text, max(0, position.line), position.character, encoding)
 
 
 def lsp_units(s: str, encoding: str = types.PositionEncodingKind.Utf16) -> int:
     """Length of ``s`` in the client's position units."""
-    return len(s) if s.isascii() else sum(_units(ch, encoding) for ch in s)
+    return lines.units(s, encoding)
+
+
+def lsp_position(text: str, offset: int, encoding: str = types.PositionEncodingKind.Utf16) -> types.Position:
+    line, character = lines.position_at(text, offset, encoding)
+    return types.Position(line=line, character=character)
+
+
+def lsp_lines_range(text: str, first: int, last: int, encoding: str = types.PositionEncodingKind.Utf16) -> types.Range:
+    """The LSP range of lines ``first``..``last`` (0-based, inclusive, without the last one's line break) as
+    the commands count them (``text.split("\\n")``): converted from offsets, so it names the same text
+    whatever the line endings, in the client's position encoding."""
+    start = 0
+    for _ in range(max(0, first)):
+        nl = text.find("\n", start)
+        start = len(text) if nl < 0 else nl + 1
+    end = start
+    for _ in range(max(0, last - first) + 1):
+        nl = text.find("\n", end)
+        if nl < 0:
+            end = len(text)
+            break
+        end = nl + 1
+    else:
+        end -= 1  # before the "\n" of the last line
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    return types.Range(start=lsp_position(text, start, encoding), end=lsp_position(text, end, encoding))
 
 
 def lsp_request(doc, position: types.Position, encoding: str, *, invoked: bool) -> CompletionRequest:
@@ -99,8 +95,7 @@ def lsp_completion_list(
     editors filtering by that word keep it. Incomplete, so the editor asks again as the user types."""
     if suggestion is None:
         return types.CompletionList(is_incomplete=True, items=[])
-    line_start = req.text.rfind("\n", 0, req.offset) + 1
-    match = _WORD_TAIL.search(req.text, line_start, req.offset)
+    match = _WORD_TAIL.search(req.text, lines.line_start_before(req.text, req.offset), req.offset)
     word = match.group(0) if match else ""
     start = types.Position(line=position.line, character=position.character - lsp_units(word, encoding))
     new_text = word + suggestion.text

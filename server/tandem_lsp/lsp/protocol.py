@@ -19,6 +19,10 @@ layer, for every method (see issue 10 and ``tests/unit/test_protocol.py``):
 - Finished handlers leave nothing behind: pygls kept a finished future per notification (and per
   generator step) in ``_request_futures``, and one per request to the client that was never answered.
 
+The workspace pygls makes at ``initialize`` is replaced by a ``TandemWorkspace`` (``lsp.documents``): the
+server's copy of each document follows LSP's line endings, an incremental change costs in proportion to
+the change, and a document the editor did not open is never read from the disk on the event loop.
+
 Command handlers also see their request's id and the client's work-done token (``COMMAND_REQUEST``;
 pygls passes a command only its arguments).
 """
@@ -42,6 +46,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
+
+from tandem_lsp.lsp.documents import TandemWorkspace
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +272,25 @@ class TandemProtocol(LanguageServerProtocol):
         super()._send_data(data)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        """pygls's initialize, with the workspace it makes replaced by ours (``lsp.documents``: LSP's
+        line endings, incremental changes by offset, no disk reads) before any handler sees it."""
+        steps = super().lsp_initialize(params)
+        result = None
+        while True:
+            try:
+                step = steps.send(result)
+            except StopIteration as done:
+                self._adopt_workspace()
+                return done.value
+            self._adopt_workspace()  # pygls made its Workspace before yielding to the server's handler
+            result = yield step
+
+    def _adopt_workspace(self) -> None:
+        if self._workspace is not None and not isinstance(self._workspace, TandemWorkspace):
+            self._workspace = TandemWorkspace.adopt(self._workspace)
+
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args):
         """Cancel what is in flight, close resources (bounded), answer null; refuse requests from now on."""

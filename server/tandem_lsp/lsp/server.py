@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError
@@ -53,11 +54,11 @@ class TandemServer(LanguageServer):
         return self._runner
 
     def sources(self) -> Sources:
-        def open_text(uri: str) -> str | None:
-            doc = self.workspace.text_documents.get(uri)
-            return doc.source if doc is not None else None
-
-        return Sources(open_text=open_text, diagnostics=self.diagnostics, root=self.workspace.root_path)
+        """What commands read: the open documents as they are now (a snapshot, safe to read from the worker
+        thread that builds a prompt), then the disk, off the event loop (``commands.Sources``)."""
+        texts = {uri: doc.source for uri, doc in self.workspace.text_documents.items()}
+        return Sources(open_text=lambda uri: texts.get(unquote(uri)), diagnostics=dict(self.diagnostics),
+                       root=self.workspace.root_path)
 
     def remember_diagnostics(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
         """Diagnostics seen in code-action requests, for explainFailure without a failure text."""
@@ -176,7 +177,9 @@ def did_open(ls: TandemServer, params: types.DidOpenTextDocumentParams) -> None:
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TandemServer, params: types.DidChangeTextDocumentParams) -> None:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.workspace.open_document(params.text_document.uri)
+    if doc is None:  # not open: there was nothing to change
+        return
     last = params.content_changes[-1] if params.content_changes else None
     line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else None
     ls.engine.document_changed(doc.uri, doc.source, line)
@@ -190,7 +193,9 @@ def did_close(ls: TandemServer, params: types.DidCloseTextDocumentParams) -> Non
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 @never_raise()
 async def inline_completion(ls: TandemServer, params: types.InlineCompletionParams):
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.workspace.open_document(params.text_document.uri)
+    if doc is None:  # completions only in documents the editor opened (the disk is never read for one)
+        return None
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     req = lsp_request(doc, params.position, ls.position_encoding, invoked=invoked)
     return lsp_inline_items(await ls.engine.complete(req), params.position)
@@ -199,7 +204,9 @@ async def inline_completion(ls: TandemServer, params: types.InlineCompletionPara
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
 @never_raise(default=lambda: types.CompletionList(is_incomplete=True, items=[]))
 async def completion(ls: TandemServer, params: types.CompletionParams):
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.workspace.open_document(params.text_document.uri)
+    if doc is None:
+        return types.CompletionList(is_incomplete=False, items=[])
     # editors send "Invoked" for ordinary typing too, so classic completion always debounces
     req = lsp_request(doc, params.position, ls.position_encoding, invoked=False)
     suggestion = await ls.engine.complete(req)
