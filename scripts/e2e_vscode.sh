@@ -11,7 +11,7 @@
 #
 # Needs root the first time (apt-get, and code-server's npm install). Heavy state is cached under
 # $TANDEM_E2E_HOME (default /opt/tandem-e2e): code-server 4.100.3 (from npm), a venv with selenium.
-# Environment: PYTHON (default: the repo's .venv, else /work/venv, else python3; must have tandem_lsp installed),
+# Environment: PYTHON (default: the repo's .venv, else python3; must have tandem_lsp installed),
 # KEEP=1 leaves code-server and the fake model server running for inspection.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ CS_PREFIX="$E2E_HOME/code-server-$CS_VERSION"
 CS_BIN="$CS_PREFIX/node_modules/.bin/code-server"
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
-  for c in "$REPO/.venv/bin/python" /work/venv/bin/python; do [ -x "$c" ] && { PY="$c"; break; }; done
+  for c in "$REPO/.venv/bin/python"; do [ -x "$c" ] && { PY="$c"; break; }; done
   PY="${PY:-python3}"
 fi
 log() { printf '[e2e_vscode] %s\n' "$*" >&2; }

@@ -3,8 +3,7 @@
 2 blocks, 64-wide, context 256 (``n_ctx`` declares another), a byte-level GPT-2 vocabulary (any text
 tokenizes) plus Qwen's FIM special tokens. Weights are deterministic noise, shaped so the model only
 ever emits printable ASCII (one hidden channel is held constant and every non-printable token gets a
-large negative weight on it), so its text is noise but every token is real text. See
-/work/shared/notes/tiny-gguf.md.
+large negative weight on it), so its text is noise but every token is real text.
 
 Used by tests of the embedded backend and of real model servers (tests/realservers.py): real loading,
 tokenizing, FIM, streaming and cancellation.
