@@ -8,10 +8,16 @@ On every keystroke the client sends `didChange`, cancels the previous inline-com
 (as VS Code does) and sends a new one. The model is the real-HTTP fake model server acting as an
 oracle (it continues the original file) with a fixed first-token latency, so the figures measure
 the pipeline — debounce, cancellation, typed-through cache, in-flight reuse, prefetch — not a model.
+Two oracles (`--oracle`, both by default): "whole" answers with the rest of the region (up to
+`local.maxTokens`), "realistic" at most three lines per call, as a real model does whose token limit
+lasts a few lines. `--file PATH[:LINE]` (repeatable) replays other files, such as standard-library
+modules the project has never seen.
 
-Prints: model calls per keystroke, the share of keystrokes (and of line-end pauses) answered with a
-correct suggestion before the next key, latency p50/p95 of shown suggestions by source, aborted
-model calls; then startup time and memory against a bare pygls server.
+Prints: model calls per keystroke, the share of keystrokes (and of line-end pauses, but the region's
+last: what follows it is already in the document) answered with a correct suggestion before the next
+key, latency p50/p95 of shown suggestions by source, aborted model calls (streams closed before the
+end, which includes those the pipeline closes once it has the suggestion); a table of all runs; then
+startup time and memory against a bare pygls server.
 """
 
 from __future__ import annotations
@@ -39,8 +45,12 @@ LINE_END_PAUSE_S = 0.700
 FIM_PREFIX, FIM_SUFFIX = "<|fim_prefix|>", "<|fim_suffix|>"
 
 
+ORACLES = {"whole": None, "realistic": 3}  # the fake's max_lines per answer
+
+
 def oracle(original: str, region_end: int, max_chars: int):
-    """The fake model's script: continue the original file from where the prompt's prefix ends."""
+    """The fake model's script: continue the original file from where the prompt's prefix ends (the
+    fake server then applies the request's token limit and, in the realistic mode, its line limit)."""
 
     def script(request) -> str:
         prompt = (request.body or {}).get("prompt", "")
@@ -95,16 +105,20 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def replay(source: Path, start_line: int, lines: int, latency: float, debounce, log_file: str | None) -> dict:
+async def replay(
+    source: Path, start_line: int, lines: int, latency: float, debounce, log_file: str | None, max_lines: int | None,
+    max_tokens: int,
+) -> dict:
     original = source.read_text()
     all_lines = original.splitlines(keepends=True)
     region_start = sum(len(x) for x in all_lines[:start_line])
     region_end = region_start + sum(len(x) for x in all_lines[start_line : start_line + lines])
     region = original[region_start : region_end - 1]  # typed back; the region's last newline stays
 
-    fake = FakeModelServer(chunk_size=4, first_token_latency=latency, token_latency=0.002).start()
+    fake = FakeModelServer(chunk_size=4, first_token_latency=latency, token_latency=0.002, max_lines=max_lines).start()
     fake.script = oracle(original, region_end, 600)
     client = LanguageClient("bench", "1")
+    client.feature("tandem/status")(lambda _params: None)  # the server's status notifications: not measured here
     drain = await start_server(
         client, sys.executable, "-m", "tandem_lsp", *(["-v", "--log-file", log_file] if log_file else [])
     )
@@ -112,7 +126,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
             initialization_options={
-                "local": {"backend": "openai", "endpoint": f"{fake.url}/v1"},
+                "local": {"backend": "openai", "endpoint": f"{fake.url}/v1", "maxTokens": max_tokens},
                 "completion": {"debounceMs": debounce},
             },
         )
@@ -129,6 +143,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
     version = 1
     pending: tuple[str, asyncio.Future, float, int] | None = None
     results = []  # (correct before next key, at a pause, latency ms, source)
+    misses = []  # (line, shown or None, what follows) at each pause without a correct suggestion
     keys = keystrokes(region)
     for n, (inserted, gap) in enumerate(keys):
         if pending is not None:
@@ -156,6 +171,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
             ),
             msg_id=msg_id,
         )
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # a cancelled request is expected
         pending = (msg_id, fut, sent, offset)
         try:
             result = await asyncio.wait_for(asyncio.shield(fut), gap)
@@ -172,7 +188,12 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
             expected = original[region_start + (offset - region_start) :][: len(suggestion)]
             ok = bool(suggestion) and suggestion == expected
             source_kind = item.command.arguments[0]["source"] if item.command else "?"
-        results.append((ok, gap == LINE_END_PAUSE_S, latency_ms if result else None, source_kind))
+        # the region's last line end is no pause to answer: what follows it is already in the document
+        at_pause = gap == LINE_END_PAUSE_S and n < len(keys) - 1
+        results.append((ok, at_pause, latency_ms if result else None, source_kind))
+        if at_pause and not ok:
+            shown_text = suggestion if result is not None and getattr(result, "items", None) else None
+            misses.append((text.count("\n", 0, offset) + 1, shown_text, original[offset : offset + 60]))
 
     calls = fake.generation_requests()
     aborted = sum(1 for r in calls if r.hung_up)
@@ -198,6 +219,7 @@ async def replay(source: Path, start_line: int, lines: int, latency: float, debo
         "p50": pct([r[2] for r in shown], 0.5),
         "p95": pct([r[2] for r in shown], 0.95),
         "by_source": {k: (len(v), pct(v, 0.5), pct(v, 0.95)) for k, v in sorted(by_source.items())},
+        "misses": misses,
     }
 
 
@@ -230,27 +252,60 @@ async def startup(cmd: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(rss)
 
 
+def parse_file(spec: str, default_line: int) -> tuple[Path, int]:
+    """PATH or PATH:LINE."""
+    path, sep, line = spec.rpartition(":")
+    if sep and line.isdigit():
+        return Path(path), int(line)
+    return Path(spec), default_line
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--file", type=Path, default=Path(textwrap.__file__), help="source file to replay")
+    parser.add_argument("--file", action="append", dest="files", metavar="PATH[:LINE]",
+                        help="source file to replay, from LINE (default --start-line); repeatable; default textwrap.py")
     parser.add_argument("--start-line", type=int, default=250, help="first line of the region typed back")
     parser.add_argument("--lines", type=int, default=60, help="lines in the region")
     parser.add_argument("--latency", type=float, default=0.150, help="fake model first-token latency, s")
     parser.add_argument("--debounce", default="auto")
-    parser.add_argument("--startup-runs", type=int, default=5)
-    parser.add_argument("--server-log", help="write the server's debug log here")
+    parser.add_argument("--max-tokens", type=int, default=128, help="local.maxTokens (the fake's tokens are 4 characters)")
+    parser.add_argument("--oracle", choices=[*ORACLES, "both"], default="both",
+                        help="whole: the rest of the region per call; realistic: at most three lines per call")
+    parser.add_argument("--misses", action="store_true", help="list the line-end pauses without a correct suggestion")
+    parser.add_argument("--startup-runs", type=int, default=5, help="0 skips the startup measurement")
+    parser.add_argument("--server-log", help="write the server's debug log here (one file per run: NAME.FILE.ORACLE)")
     args = parser.parse_args()
     debounce = args.debounce if args.debounce == "auto" else int(args.debounce)
-    r = await replay(args.file, args.start_line, args.lines, args.latency, debounce, args.server_log)
-    print(f"typing replay: {args.file.name} lines {args.start_line}-{args.start_line + args.lines}, "
-          f"{r['keystrokes']} keystrokes, first-token latency {args.latency * 1000:.0f} ms, debounce {args.debounce}")
-    print(f"  model calls per keystroke      {r['calls_per_key']:.3f}  ({r['model_calls']} calls; one request per key = 1.0)")
-    print(f"  aborted model calls            {r['aborted']}")
-    print(f"  keystrokes answered correctly  {r['correct_share'] * 100:.1f}%  (before the next key)")
-    print(f"  line-end pauses answered       {r['pause_share'] * 100:.1f}%  ({r['pauses']} pauses)")
-    print(f"  shown suggestion latency       p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms")
-    for src, (count, p50, p95) in r["by_source"].items():
-        print(f"    {src:<10} {count:5d} shown, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    files = [parse_file(f, args.start_line) for f in args.files or [str(Path(textwrap.__file__))]]
+    modes = list(ORACLES) if args.oracle == "both" else [args.oracle]
+    print(f"typing replay: {args.lines} lines per file, first-token latency {args.latency * 1000:.0f} ms, "
+          f"debounce {args.debounce}, local.maxTokens {args.max_tokens}")
+    rows = []
+    for path, start in files:
+        for mode in modes:
+            log_file = f"{args.server_log}.{path.stem}.{mode}" if args.server_log else None
+            r = await replay(path, start, args.lines, args.latency, debounce, log_file, ORACLES[mode], args.max_tokens)
+            rows.append((f"{path.name}:{start}", mode, r))
+            print(f"\n{path.name} lines {start}-{start + args.lines}, oracle {mode}: {r['keystrokes']} keystrokes")
+            print(f"  model calls per keystroke      {r['calls_per_key']:.3f}  ({r['model_calls']} calls; "
+                  "one request per key = 1.0)")
+            print(f"  aborted model calls            {r['aborted']}")
+            print(f"  keystrokes answered correctly  {r['correct_share'] * 100:.1f}%  (before the next key)")
+            print(f"  line-end pauses answered       {r['pause_share'] * 100:.1f}%  ({r['pauses']} pauses)")
+            print(f"  shown suggestion latency       p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms")
+            for src, (count, p50, p95) in r["by_source"].items():
+                print(f"    {src:<10} {count:5d} shown, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+            if args.misses:
+                for line, shown, expected in r["misses"]:
+                    print(f"    missed pause at line {line}: shown {shown!r:.50} expected {expected!r:.50}")
+    print(f"\n{'file':<22} {'oracle':<10} {'keys':>5} {'calls/key':>9} {'aborted':>9} {'correct':>8} "
+          f"{'pauses':>8} {'p50 ms':>7} {'p95 ms':>7}")
+    for name, mode, r in rows:
+        print(f"{name:<22} {mode:<10} {r['keystrokes']:>5} {r['calls_per_key']:>9.3f} "
+              f"{r['aborted']:>4}/{r['model_calls']:<4} {r['correct_share'] * 100:>7.1f}% {r['pause_share'] * 100:>7.1f}% "
+              f"{r['p50']:>7.1f} {r['p95']:>7.1f}")
+    if args.startup_runs <= 0:
+        return
     tandem = await startup([sys.executable, "-m", "tandem_lsp"], args.startup_runs)
     bare = await startup([sys.executable, "-c", BARE_SERVER], args.startup_runs)
     print(f"startup (median of {args.startup_runs}): initialize answered in {tandem[0]:.0f} ms vs bare pygls "

@@ -10,13 +10,14 @@ own asyncio loop, and speaks three dialects on the same port:
 
 The generated text is `completion` (or `script(request)` when set), cut at the first stop string of the
 request, split into `chunk_size`-character chunks (one chunk = one token for max_tokens/n_predict/
-num_predict). Faults (`fault`) apply to the generation endpoints; "down" refuses every connection.
+num_predict). With `max_lines` set, an answer also ends after that many lines (at the end of a line,
+finish reason "length"), as a real model does whose token limit lasts a few lines. Faults (`fault`) apply to the generation endpoints; "down" refuses every connection.
 Every request is recorded as a `RecordedRequest`; a client hanging up mid-response is noticed at once
 because a reader task watches each socket for EOF while the response is being produced.
 
 All configuration attributes may be changed at run time from another thread.
 CLI: `python -m tests.fakes.model_server [--port 0] [--completion TEXT] [--first-token-latency S]
-[--fault MODE]` prints `READY http://127.0.0.1:PORT` and serves until killed.
+[--max-lines N] [--fault MODE]` prints `READY http://127.0.0.1:PORT` and serves until killed.
 """
 
 from __future__ import annotations
@@ -167,13 +168,26 @@ def _limits(path: str, body: dict) -> tuple[list[str], int | None, bool]:
     return stops, limit if isinstance(limit, int) and limit > 0 else None, bool(stream)
 
 
-def _pieces(text: str, stops: list[str], limit: int | None, size: int) -> tuple[list[str], str]:
-    """The chunks a real server would stream, and its finish reason ("stop" or "length")."""
+def _pieces(
+    text: str, stops: list[str], limit: int | None, size: int, max_lines: int | None = None
+) -> tuple[list[str], str]:
+    """The chunks a real server would stream, and its finish reason ("stop" or "length"): the text up to
+    the first stop string, at most `limit` chunks of `size` characters, and at most `max_lines` lines
+    (the last one ending with its newline)."""
     text = text[: min((text.index(stop) for stop in stops if stop and stop in text), default=len(text))]
+    finish = "stop"
+    if max_lines is not None and max_lines > 0:
+        end = -1
+        for _ in range(max_lines):
+            end = text.find("\n", end + 1)
+            if end < 0:
+                break
+        if 0 <= end < len(text) - 1:
+            text, finish = text[: end + 1], "length"
     pieces = [text[i : i + size] for i in range(0, len(text), size)]
     if limit is not None and len(pieces) > limit:
         return pieces[:limit], "length"
-    return pieces, "stop"
+    return pieces, finish
 
 
 def _payload(path: str, model: str, text: str, finish: str | None, stream: bool) -> dict:
@@ -370,6 +384,7 @@ class FakeModelServer(FakeHttpServer):
         chunk_size: int = 4,
         first_token_latency: float = 0.0,
         token_latency: float = 0.0,
+        max_lines: int | None = None,
         slow_latency: float = 30.0,
         models: list[str] | None = None,
         fault: str | None = None,
@@ -381,6 +396,7 @@ class FakeModelServer(FakeHttpServer):
         self.chunk_size = chunk_size
         self.first_token_latency = first_token_latency
         self.token_latency = token_latency
+        self.max_lines = max_lines  # None: the whole text (up to the token limit)
         self.slow_latency = slow_latency  # first-token delay in the "slow" fault
         self.models = list(models or ["qwen2.5-coder-1.5b-base"])
         self.dialects = set(dialects)
@@ -430,7 +446,7 @@ class FakeModelServer(FakeHttpServer):
         except Exception as exc:  # the oracle failed: say so like a server would
             return await self._send_json(conn, rec, 500, {"error": f"script failed: {exc!r}"})
         stops, limit, stream = _limits(rec.path, rec.body)
-        pieces, finish = _pieces(text, stops, limit, max(1, self.chunk_size))
+        pieces, finish = _pieces(text, stops, limit, max(1, self.chunk_size), self.max_lines)
         model = rec.body.get("model") or self.models[0]
         first_delay = self.slow_latency if fault == "slow" else self.first_token_latency
         if not stream and fault != "drop":
@@ -473,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--completion", default=DEFAULT_COMPLETION)
     parser.add_argument("--first-token-latency", type=float, default=0.0)
     parser.add_argument("--token-latency", type=float, default=0.0)
+    parser.add_argument("--max-lines", type=int, help="end each answer after this many lines")
     parser.add_argument("--fault", choices=[f for f in FAULTS if f])
     parser.add_argument("--model", action="append", dest="models", help="repeatable")
     args = parser.parse_args(argv)
@@ -480,6 +497,7 @@ def main(argv: list[str] | None = None) -> None:
         args.completion,
         first_token_latency=args.first_token_latency,
         token_latency=args.token_latency,
+        max_lines=args.max_lines,
         fault=args.fault,
         models=args.models,
         port=args.port,

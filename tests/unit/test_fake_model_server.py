@@ -152,6 +152,47 @@ def test_token_limit(http, path, body, finish_of):
     assert finish_of(http.post(path, json=body).json()) == ("def add(", "length")
 
 
+LINES = "a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "text_of"),
+    [
+        ("/v1/completions", {}, lambda r: (r["choices"][0]["text"], r["choices"][0]["finish_reason"])),
+        ("/api/generate", {"stream": False}, lambda r: (r["response"], r["done_reason"])),
+        ("/infill", {}, lambda r: (r["content"], "length" if r["stopped_limit"] else "stop")),
+    ],
+)
+def test_max_lines_ends_the_answer_at_a_line_end(server, http, path, body, text_of):
+    server.completion, server.max_lines = LINES, 3
+    assert text_of(http.post(path, json=body).json()) == ("a = 1\nb = 2\nc = 3\n", "length")
+
+
+def test_max_lines_streams_the_same_text(server, http):
+    server.completion, server.max_lines = "x" + LINES, 2  # the first line is the rest of the cursor's line
+    events = [json.loads(p) for p in sse(http.post("/v1/completions", json={"stream": True}).text)[:-1]]
+    assert "".join(e["choices"][0]["text"] for e in events) == "xa = 1\nb = 2\n"
+    assert events[-1]["choices"][0]["finish_reason"] == "length"
+    assert server.requests[-1].chunks_sent == len("xa = 1\nb = 2\n") // 4 + 1
+
+
+@pytest.mark.parametrize(
+    ("text", "max_lines", "body", "expected"),
+    [
+        ("a = 1\nb = 2\n", 3, {}, ("a = 1\nb = 2\n", "stop")),  # fewer lines: all of it
+        ("a = 1\nb = 2\nc = 3\n", 3, {}, ("a = 1\nb = 2\nc = 3\n", "stop")),  # exactly three
+        ("a = 1\nb = 2\nc = 3", 2, {}, ("a = 1\nb = 2\n", "length")),
+        (LINES, 3, {"max_tokens": 2}, ("a = 1\nb ", "length")),  # the token limit comes first
+        (LINES, 3, {"stop": ["b ="]}, ("a = 1\n", "stop")),  # a stop string comes first
+        (LINES, None, {}, (LINES, "stop")),  # no line limit: the whole text
+    ],
+)
+def test_max_lines_with_other_limits(server, http, text, max_lines, body, expected):
+    server.completion, server.max_lines = text, max_lines
+    choice = http.post("/v1/completions", json=body).json()["choices"][0]
+    assert (choice["text"], choice["finish_reason"]) == expected
+
+
 def test_script_decides_the_text(server, http):
     server.script = lambda req: f"<{req.body['prompt']}|{req.path}>"
     assert http.post("/v1/completions", json={"prompt": "abc"}).json()["choices"][0]["text"] == "<abc|/v1/completions>"

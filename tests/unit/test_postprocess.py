@@ -119,10 +119,37 @@ def test_js_blank_line_in_a_function_stops_before_the_closing_brace():
     assert complete(src, "const x = 1;\n  return x;\n}\n", filename="a.js") == "const x = 1;\n  return x;"
 
 
+def test_block_of_a_statement_spanning_lines_is_measured_from_its_first_line():
+    src = "def f(a,\n      b):█\n"
+    assert complete(src, "\n    return a + b\n\nprint(f(1, 2))\n") == "\n    return a + b"
+    src = "class C:\n    def f(self, a,\n               b=None):█\n"
+    assert complete(src, "\n        self.a = a\n        self.b = b\n    def g(self):\n") == "\n        self.a = a\n        self.b = b"
+    src = "def f(i, n):\n    while i < n and \\\n          ok(i):█\n"
+    assert complete(src, "\n        i += 1\n    return i\n") == "\n        i += 1"
+
+
+def test_after_a_list_item_or_prose_ending_with_a_comma_the_next_lines_follow():
+    assert complete("items = [\n    1,█\n]\n", "\n    2,\n    3,\n]\n") == "\n    2,\n    3,"
+    src = 'def f():\n    """Sum them.\n\n    Like sum(map(int, xs)) but returns a list,█\n'
+    assert complete(src, "\n    one per item.\n    \"\"\"\n") == '\n    one per item.\n    """'
+
+
+def test_a_comma_after_an_open_bracket_still_opens_a_block():
+    assert complete("x = f(a,█\n", "\n      b)\ny = 2\n") == "\n      b)"
+
+
 # -- rule 5: never repeat the text after the cursor -----------------------------------------------
 def test_js_auto_closed_brace_is_not_repeated():
     src = "function add(a, b) {█\n}\n"
     assert complete(src, "\n  return a + b;\n}\n", filename="calc.js") == "\n  return a + b;"
+
+
+def test_the_same_code_in_another_block_is_not_a_repeat():
+    src = "def f(it):\n    for x in it:\n        try:\n            use(x)█\n\n    except KeyError:\n        pass\n"
+    raw = "\n        except KeyError:\n            pass\n"
+    assert complete(src, raw) == "\n        except KeyError:\n            pass"
+    src = "def f(it):\n    for x in it:\n        try:\n            use(x)█\n        except KeyError:\n            pass\n"
+    assert complete(src, raw) is None  # at the same indentation it is the code that follows
 
 
 def test_lines_repeating_the_following_code_are_dropped():
@@ -284,6 +311,8 @@ def test_stream_stops_at_a_closing_fence():
         ("def f():\n    █\n", "```python\nreturn 1\n```\nThis returns one.\n"),
         ("def add(a, b):\n    █\n\nprint(add(1, 2))\n", "```python\nreturn a + b\n```\n"),
         ("█", "import os\n\n\nimport sys\n"),
+        ("def f(a,\n      b):█\n", "\n    return a + b\n\nprint(f(1, 2))\n"),
+        ("items = [\n    1,█\n]\n", "\n    2,\n    3,\n]\nx = 1\n"),
     ],
 )
 def test_stopping_the_stream_early_does_not_change_the_result(src, raw):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tandem_lsp.backends.types import ServerProfile
+import pytest
+
+from tandem_lsp.backends.types import MAX_TIMED_TPS, ServerProfile
 from tandem_lsp.completion.sizing import (
     PROMPT_MIN_TOKENS,
     SUFFIX_MIN_TOKENS,
@@ -38,8 +40,8 @@ def test_a_slow_server_gets_what_it_reads_in_time():
     assert b.sized
     # the suffix, re-read on every keystroke: a quarter second, at least 32 tokens
     assert b.suffix == int(max(SUFFIX_MIN_TOKENS, 90 * 0.25) * TOKEN_MARGIN)
-    # a new prompt: six seconds of reading (at least 512 tokens)
-    assert b.prefix == int(max(PROMPT_MIN_TOKENS, 90 * 6) * TOKEN_MARGIN)
+    # a new prompt: three seconds of reading (at least 256 tokens)
+    assert b.prefix == int(max(PROMPT_MIN_TOKENS, 90 * 3) * TOKEN_MARGIN)
     # a kept start may grow up to what /infill keeps of a prefix (3/4 of the batch), never past it
     assert b.prefix < b.max_prefix <= 1536
     assert b.snippets <= b.prefix // 4 + 1
@@ -147,3 +149,24 @@ def test_a_very_fast_server_with_a_context_keeps_a_full_prompt():
     assert 0 < b.suffix <= (4096 - 128) // 5
     assert b.max_prefix >= 1500 and b.prefix >= 1000
     assert (b.max_prefix + b.suffix + b.snippets) <= (4096 - 128) * 1.0
+
+
+# -- a server measured by its time to the first token ------------------------------------------------
+def test_time_to_first_token_without_a_shorter_read_is_a_low_bound():
+    p = ServerProfile(measures_by_ttft=True)
+    p.note_first_token(200, 2000.0)  # 200 tokens, first token after 2 s
+    assert p.read_tps == pytest.approx(100.0)
+    p.note_first_token(20, 30.0)  # too short to time: only the fixed cost of a call is learned
+    assert p.read_tps == pytest.approx(100.0) and p.ttft_floor == (20, 30.0)
+
+
+def test_the_fixed_cost_of_a_call_is_not_taken_for_reading():
+    slow = ServerProfile(measures_by_ttft=True)  # 90 tokens/s plus 60 ms per call
+    for tokens in (10, 300, 300, 300, 300, 300, 300):
+        slow.note_first_token(tokens, 60 + tokens / 90 * 1000)
+    assert slow.read_tps == pytest.approx(90.0, rel=0.15)
+    fixed = ServerProfile(measures_by_ttft=True)  # 150 ms whatever the prompt: reading costs nothing visible
+    for tokens in (20, 250, 400):
+        fixed.note_first_token(tokens, 150.0)
+    assert fixed.read_tps == MAX_TIMED_TPS  # the whole time would say 250 / 0.15 s = 1,667 at best
+    assert budget(fixed, 8000, 2000, 128).prefix > budget(slow, 8000, 2000, 128).prefix * 4

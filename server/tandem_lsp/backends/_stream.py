@@ -19,7 +19,6 @@ import httpx
 from tandem_lsp.backends.types import BackendError, ContextError, ServerProfile, ServerReport, common_prefix_len
 from tandem_lsp.safe_text import clean
 
-MIN_TIMED_READ_CHARS = 256  # a first token after reading fewer new characters than this says little of speed
 # The caller bounds a generation with asyncio.timeout; the read timeout is only a safety net.
 STREAM_TIMEOUT = httpx.Timeout(60.0, connect=1.0)
 
@@ -211,11 +210,9 @@ class HttpBackend:
         if first_at is None:
             return
         new_chars = len(prompt) - common_prefix_len(previous, prompt)
-        if new_chars >= MIN_TIMED_READ_CHARS:
-            tokens = int(new_chars / (self.profile.chars_per_token or 1.0))
-            self.last_report = ServerReport(read_tokens=tokens, read_ms=(first_at - t0) * 1000,
-                                            prompt_chars=len(prompt))
-            self.profile.note_read(tokens, (first_at - t0) * 1000)
+        tokens = int(new_chars / (self.profile.chars_per_token or 1.0))
+        self.last_report = ServerReport(read_tokens=tokens, read_ms=(first_at - t0) * 1000, prompt_chars=len(prompt))
+        self.profile.note_first_token(tokens, (first_at - t0) * 1000)
 
     async def learn(self) -> ServerProfile:
         """What this kind of server can tell: nothing by default (the pipeline then uses its own bounds)."""

@@ -48,6 +48,8 @@ class ServerReport:
 
 
 ASSUMED_READ_TPS = 85.0  # a small model on a laptop CPU: what an unmeasured server is taken to read
+MIN_TIMED_TOKENS = 64  # a read shorter than this says little of a server's speed
+MAX_TIMED_TPS = 4000.0  # a read within the noise of the fixed cost of a call: as fast as that
 
 
 @dataclass
@@ -74,6 +76,9 @@ class ServerProfile:
     measures_by_ttft: bool = False
     hints: list[str] = field(default_factory=list)  # server flags that would help, for doctor
     learned: bool = False  # learn() ran
+    # the quickest first token seen (new prompt tokens, ms): the fixed cost of a call (HTTP, scheduling, the
+    # first token's own write) that a time to first token holds besides the reading
+    ttft_floor: tuple[int, float] | None = None
 
     @property
     def effective_read_tps(self) -> float | None:
@@ -85,8 +90,26 @@ class ServerProfile:
 
     def note_read(self, tokens: int, ms: float) -> None:
         """A read of ``tokens`` prompt tokens in ``ms``: reads of 64+ tokens update the speed."""
-        if tokens >= 64 and ms > 0:
+        if tokens >= MIN_TIMED_TOKENS and ms > 0:
             self.read_tps = _average(self.read_tps, tokens * 1000.0 / ms)
+
+    def note_first_token(self, tokens: int, ms: float) -> None:
+        """A first token ``ms`` after sending a prompt with ``tokens`` uncached tokens (a server that reports
+        no timings). The reading is what the time holds beyond the quickest first token seen after a read
+        at most half as long; until such a one is seen, the whole time (a low bound of the speed)."""
+        if ms <= 0:
+            return
+        floor = self.ttft_floor
+        if floor is None or ms < floor[1]:
+            self.ttft_floor = (tokens, ms)
+        if tokens < MIN_TIMED_TOKENS:
+            return
+        if floor is not None and floor[0] <= tokens / 2:
+            extra_ms = ms - floor[1]
+            tps = MAX_TIMED_TPS if extra_ms <= 0 else min(MAX_TIMED_TPS, (tokens - floor[0]) * 1000.0 / extra_ms)
+            self.read_tps = _average(self.read_tps, tps)
+        else:
+            self.note_read(tokens, ms)
 
     def note_write(self, tokens: int, ms: float) -> None:
         if tokens >= 4 and ms > 0:

@@ -27,8 +27,8 @@ __all__ = ["Budget", "PromptStart", "ReadEstimate", "budget", "common_prefix_len
 
 SUFFIX_READ_S = 0.25
 SUFFIX_MIN_TOKENS = 32
-PROMPT_READ_S = 6.0
-PROMPT_MIN_TOKENS = 512
+PROMPT_READ_S = 3.0  # a file just opened is read before the first line end is typed (~2.5 s)
+PROMPT_MIN_TOKENS = 256
 SNIPPET_SHARE = 4  # snippets get at most 1/SNIPPET_SHARE of a sized prompt
 TOKEN_MARGIN = 0.85  # characters per token vary along a file: a token bound becomes 85% of it in characters
 LINE_RESERVE_TOKENS = 64  # /infill's suffix room is shared with the cursor line (its `prompt`)
