@@ -10,7 +10,11 @@
 #      one, and its button runs `tandem-lsp models pull` (seen as requests at a stand-in for Hugging Face).
 #
 # Needs root the first time (apt-get, and code-server's npm install). Heavy state is cached under
-# $TANDEM_E2E_HOME (default /opt/tandem-e2e): code-server 4.100.3 (from npm), a venv with selenium.
+# $TANDEM_E2E_HOME (default /opt/tandem-e2e): code-server 4.100.3 (from npm), a venv with selenium; a
+# warm run needs neither the apt mirror nor the npm registry and takes well under a minute.
+# Exit 0: every step passed, or SKIPPED (one line): the apt mirror or the npm registry, needed for a
+# missing install, cannot be reached. Anything else that fails exits non-zero. .ci/run runs it on every landing.
+# At its end (or on failure, or SIGINT/SIGTERM) it ends everything it started and waits for it to go.
 # Environment: PYTHON (default: the repo's .venv, else python3; must have tandem_lsp installed),
 # KEEP=1 leaves code-server and the fake model server running for inspection.
 set -euo pipefail
@@ -21,40 +25,85 @@ E2E_HOME="${TANDEM_E2E_HOME:-/opt/tandem-e2e}"
 CS_VERSION=4.100.3
 CS_PREFIX="$E2E_HOME/code-server-$CS_VERSION"
 CS_BIN="$CS_PREFIX/node_modules/.bin/code-server"
+CS_STAMP="$CS_PREFIX/.tandem-installed"   # written only after a complete install: a half install is redone
+SELENIUM_VERSION=4.51.0
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
   for c in "$REPO/.venv/bin/python"; do [ -x "$c" ] && { PY="$c"; break; }; done
   PY="${PY:-python3}"
 fi
-log() { printf '[e2e_vscode] %s\n' "$*" >&2; }
+log() { printf '[e2e_vscode +%ss] %s\n' "$SECONDS" "$*" >&2; }
+# An unreachable apt mirror or npm registry is not this test's failure: say so on one line and exit 0.
+skip() { printf '[e2e_vscode] SKIPPED: %s\n' "$*"; exit 0; }
+# what apt and npm print when they cannot reach the mirror/registry (as opposed to a missing package, a bad
+# version, a broken keyring or a failed build, which fail the run)
+APT_UNREACHABLE='Could not resolve|Temporary failure resolving|Could not connect|Connection failed|Connection timed out|Unable to connect|No route to host|Network is unreachable|Connection refused|503 +Service Unavailable|504 +Gateway Time'
+NPM_UNREACHABLE='npm (error|ERR!) (code|errno) (EAI_AGAIN|ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|ENETUNREACH|EHOSTUNREACH|ENETDOWN|E502|E503|E504)|npm (error|ERR!) network '
+first_match() { grep -m1 -E "$1" "$2" | sed 's/^ *//' || true; }
 
 rm -rf "$OUT"
 mkdir -p "$OUT/screenshots" "$OUT/logs" "$E2E_HOME"
 
-# --- 1. system packages ----------------------------------------------------------------------
+# --- 0. what is missing, and can it be fetched? (a warm cache needs neither the mirror nor the registry) ---
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v rg >/dev/null || need_apt+=(ripgrep)
+command -v curl >/dev/null || need_apt+=(curl)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
 command -v g++ >/dev/null || need_apt+=(build-essential)
+need_npm=()
+[ -d "$REPO/clients/vscode/node_modules" ] || need_npm+=("the extension's node_modules")
+[ -f "$CS_STAMP" ] && [ -x "$CS_BIN" ] || need_npm+=("code-server $CS_VERSION")
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  # apt-get update is the reachability check: it exits 0 even when no mirror answered, so read what it says
+  log "apt-get update (for ${need_apt[*]})"
+  apt-get update -o Acquire::Retries=1 >"$OUT/logs/apt-update.log" 2>&1 ||
+    { log "apt-get update failed"; tail -20 "$OUT/logs/apt-update.log" >&2; exit 1; }
+  why=$(first_match "$APT_UNREACHABLE" "$OUT/logs/apt-update.log")
+  [ -z "$why" ] || skip "the apt mirror cannot be reached (apt-get update: $why); needed for ${need_apt[*]}"
+fi
+if [ ${#need_npm[@]} -gt 0 ]; then
+  # an empty cache of its own, so that the answer comes from the registry and not from ~/.npm
+  log "npm view code-server@$CS_VERSION version (for ${need_npm[*]})"
+  probe_cache=$(mktemp -d)
+  set +e
+  got=$(timeout 120 npm view "code-server@$CS_VERSION" version --cache "$probe_cache" --fetch-retries=1 \
+        --fetch-timeout=30000 2>"$OUT/logs/npm-view.log")
+  rc=$?
+  set -e
+  rm -rf "$probe_cache"
+  why=$(first_match "$NPM_UNREACHABLE" "$OUT/logs/npm-view.log")
+  [ "$rc" = 124 ] && why="no answer in 120 s"
+  [ -z "$why" ] || skip "the npm registry cannot be reached (npm view code-server@$CS_VERSION: $why); needed for ${need_npm[*]}"
+  [ "$rc" = 0 ] && [ "$got" = "$CS_VERSION" ] ||
+    { log "npm view code-server@$CS_VERSION version said ${got:-nothing} (exit $rc)"; cat "$OUT/logs/npm-view.log" >&2; exit 1; }
+fi
+
+# --- 1. system packages ----------------------------------------------------------------------
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >"$OUT/logs/apt.log" 2>&1
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Acquire::Retries=1 "${need_apt[@]}" \
+       >"$OUT/logs/apt.log" 2>&1 </dev/null; then
+    why=$(first_match "$APT_UNREACHABLE" "$OUT/logs/apt.log")
+    [ -z "$why" ] || skip "the apt mirror cannot be reached (apt-get install: $why)"
+    log "apt-get install failed"; tail -20 "$OUT/logs/apt.log" >&2; exit 1
+  fi
 fi
 
 # --- 2. the extension ------------------------------------------------------------------------
 log "building the .vsix"
-(cd "$REPO/clients/vscode" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run package) >"$OUT/logs/package.log" 2>&1
+(cd "$REPO/clients/vscode" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run package) >"$OUT/logs/package.log" 2>&1 ||
+  { log "building the .vsix failed; see $OUT/logs/package.log"; tail -30 "$OUT/logs/package.log" >&2; exit 1; }
 VSIX="$REPO/clients/vscode/out/tandem.vsix"
 test -f "$VSIX"
 
 # --- 3. code-server from npm -----------------------------------------------------------------
-if [ ! -x "$CS_BIN" ]; then
-  log "installing code-server $CS_VERSION (several minutes)"
+if [ ! -f "$CS_STAMP" ] || [ ! -x "$CS_BIN" ]; then
+  log "installing code-server $CS_VERSION (a minute or more)"
   CS_TMP="$E2E_HOME/tmp"
-  mkdir -p "$CS_TMP"
+  rm -rf "$CS_TMP" && mkdir -p "$CS_TMP"
   # @vscode/ripgrep's installer downloads rg from GitHub, which is out of reach: put Debian's rg where
   # it looks for its cached download, for every @vscode/ripgrep version code-server pins.
   (cd "$CS_TMP" && rm -rf pack && mkdir pack && cd pack && npm pack "code-server@$CS_VERSION" >/dev/null 2>&1 &&
@@ -65,7 +114,8 @@ text=sys.stdin.read()
 print(" ".join(sorted(set(re.findall(r"@vscode/ripgrep/-/ripgrep-([0-9.]+)\.tgz", text))) or "1.15.11"))')
   mkdir -p "$CS_TMP/rg" && cp "$(command -v rg)" "$CS_TMP/rg/rg"
   for v in $rg_versions; do
-    (cd "$CS_TMP" && rm -rf rgp && mkdir rgp && cd rgp && npm pack "@vscode/ripgrep@$v" >/dev/null 2>&1 && tar xzf ./*.tgz)
+    (cd "$CS_TMP" && rm -rf rgp && mkdir rgp && cd rgp && npm pack "@vscode/ripgrep@$v" >/dev/null 2>&1 && tar xzf ./*.tgz) ||
+      { log "npm pack @vscode/ripgrep@$v failed"; exit 1; }
     tag=$(sed -n "s/^const VERSION = '\(.*\)';/\1/p" "$CS_TMP/rgp/package/lib/postinstall.js")
     mkdir -p "$CS_TMP/vscode-ripgrep-cache-$v"
     tar czf "$CS_TMP/vscode-ripgrep-cache-$v/ripgrep-$tag-x86_64-unknown-linux-musl.tar.gz" -C "$CS_TMP/rg" rg
@@ -75,34 +125,88 @@ print(" ".join(sorted(set(re.findall(r"@vscode/ripgrep/-/ripgrep-([0-9.]+)\.tgz"
   # `npm install` in lib/vscode that builds native modules) needs them: use npm 10 for this install.
   # Not `-g`/`--prefix`: those reach the nested install through npm_config_* and break it (ENOTEMPTY).
   # Node headers come from /usr (no download).
-  if [ ! -x "$E2E_HOME/npm10/bin/npm" ]; then
-    npm install -g --prefix "$E2E_HOME/npm10" --no-audit --no-fund npm@10 >"$OUT/logs/npm10-install.log" 2>&1
+  if ! "$E2E_HOME/npm10/bin/npm" --version >/dev/null 2>&1; then
+    rm -rf "$E2E_HOME/npm10"
+    npm install -g --prefix "$E2E_HOME/npm10" --no-audit --no-fund npm@10 >"$OUT/logs/npm10-install.log" 2>&1 ||
+      { log "installing npm 10 failed"; tail -20 "$OUT/logs/npm10-install.log" >&2; exit 1; }
   fi
   rm -rf "$CS_PREFIX" && mkdir -p "$CS_PREFIX"
   echo '{"name": "tandem-e2e-code-server", "private": true}' >"$CS_PREFIX/package.json"
   (cd "$CS_PREFIX" && PATH="$E2E_HOME/npm10/bin:$PATH" TMPDIR="$CS_TMP" npm_config_unsafe_perm=true npm_config_yes=true \
     npm_config_nodedir=/usr npm install --no-audit --no-fund "code-server@$CS_VERSION") >"$OUT/logs/code-server-install.log" 2>&1 ||
     { log "code-server install failed; see $OUT/logs/code-server-install.log"; tail -30 "$OUT/logs/code-server-install.log" >&2; exit 1; }
+  touch "$CS_STAMP"
+  rm -rf "$CS_TMP"
 fi
 HOME="$OUT/version-home" "$CS_BIN" --version | head -1 >&2
 
 # --- 4. selenium -----------------------------------------------------------------------------
-if ! "$E2E_HOME/venv/bin/python" -c 'import selenium' 2>/dev/null; then
-  log "installing selenium"
-  "$PY" -m venv "$E2E_HOME/venv"
-  "$E2E_HOME/venv/bin/pip" install -q selenium >"$OUT/logs/pip.log" 2>&1
+if ! "$E2E_HOME/venv/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null; then
+  log "installing selenium $SELENIUM_VERSION"
+  "$PY" -m venv --clear "$E2E_HOME/venv"
+  "$E2E_HOME/venv/bin/pip" install -q "selenium==$SELENIUM_VERSION" >"$OUT/logs/pip.log" 2>&1 ||
+    { log "installing selenium failed"; tail -20 "$OUT/logs/pip.log" >&2; exit 1; }
 fi
 
 # --- 5. the scene: fake model, workspace, code-server with its own HOME -------------------------
+# Everything started from here on carries this mark in its environment (code-server's extension host,
+# tandem-lsp, the terminal's shell, chromedriver and chromium too, even those in sessions of their own):
+# the cleanup ends the process groups it started, then whatever still carries the mark, and waits for them.
+export TANDEM_E2E_RUN="e2e-vscode-$$-$(date +%s%N)"
 pids=()
 cleanup() {
-  if [ "${KEEP:-0}" != 1 ]; then
-    # each was started as its own process group (setsid): this also ends code-server's extension host
-    # and the tandem-lsp it started
-    for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
+  trap - EXIT INT TERM HUP
+  if [ "${KEEP:-0}" = 1 ]; then
+    log "KEEP=1: left running (pids ${pids[*]}); end them with: kill -- -PID"
+    return
   fi
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+  "$PY" - "$TANDEM_E2E_RUN" <<'PY' || true
+import os, signal, sys, time
+mark = ("TANDEM_E2E_RUN=" + sys.argv[1]).encode()
+me = set()
+p = os.getpid()
+while p > 1:  # this sweeper and its ancestors (the script) carry the mark too
+    me.add(p)
+    try:
+        p = int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        break
+def marked():
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) not in me:
+            try:
+                if mark in open(f"/proc/{d}/environ", "rb").read().split(b"\0"):
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+left = marked()
+if left:
+    names = sorted({open(f"/proc/{p}/comm").read().strip() for p in left if os.path.exists(f"/proc/{p}/comm")})
+    print(f"[e2e_vscode] ending {len(left)} more process(es) it started: {' '.join(names)}", file=sys.stderr)
+for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 3.0)):
+    for pid in left:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    end = time.time() + grace
+    while left and time.time() < end:
+        time.sleep(0.2)
+        left = marked()
+    if not left:
+        break
+if left:
+    print(f"[e2e_vscode] still running after SIGKILL: {left}", file=sys.stderr)
+    sys.exit(1)
+PY
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 TYPED='ret'
 COMPLETION='urn a + b'   # the fake model continues what the test types
@@ -195,14 +299,18 @@ setsid "$CS_BIN" --auth none --bind-addr "127.0.0.1:$PORT" --user-data-dir "$USE
   --disable-telemetry --disable-update-check --disable-workspace-trust --disable-getting-started-override "$WS" \
   >"$OUT/logs/code-server.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 300); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+up=0
+for _ in $(seq 300); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=1; break; }; sleep 0.2; done
+[ "$up" = 1 ] || { log "code-server did not answer on port $PORT in 60 s"; tail -30 "$OUT/logs/code-server.log" >&2; exit 1; }
 log "code-server at http://127.0.0.1:$PORT"
 
 # --- 6. drive it ---------------------------------------------------------------------------------
+# in the background, so that a signal to this script is handled at once (the cleanup ends the browser); at most
+# 10 minutes (a warm run takes well under one)
 set +e
-"$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$TYPED" "$COMPLETION" \
-  "$USER_DATA/User/settings.json" "$HUB_LOG" <<'PY'
-import json, sys, time, traceback
+timeout -k 10 600 "$E2E_HOME/venv/bin/python" - "http://127.0.0.1:$PORT/?folder=$WS" "$OUT" "$TYPED" "$COMPLETION" \
+  "$USER_DATA/User/settings.json" "$HUB_LOG" <<'PY' &
+import json, os, sys, time, traceback
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -263,9 +371,14 @@ def open_file(name):
     time.sleep(0.5)
 
 def editor_text():
+    # the lines as shown, less the ghost text (Monaco renders it as text inside the same lines)
     return driver.execute_script(
         "const e=document.querySelector('.editor-group-container.active .monaco-editor .view-lines');"
-        "return e ? e.innerText.replace(/\\u00a0/g,' ') : ''")
+        "if (!e) return '';"
+        "const c=e.cloneNode(true);"
+        "c.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text').forEach(g => g.remove());"
+        "const lines=Array.from(c.querySelectorAll('.view-line')).sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));"
+        "return lines.map(l => l.textContent).join('\\n').replace(/\\u00a0/g,' ')")
 
 def ghost_text():
     return driver.execute_script(
@@ -298,15 +411,25 @@ try:
         results["1 ghost text"] = f"FAILED: {e}"; ok = False
     shot("1-ghost-text")
 
-    # 2. Tab accepts it
+    # 2. Tab accepts it: the text (less any new ghost text) has it, and so does the file once saved
+    before = editor_text()
     keys(Keys.TAB)
     time.sleep(1.0)
     text = editor_text()
     shot("2-accepted")
-    if typed + completion in text:
-        results["2 tab accepts"] = "ok"
+    chord(Keys.CONTROL, "s")
+    calc = os.path.join(out, "workspace", "calc.py")
+    try:
+        saved = wait_for(lambda: (typed + completion) in open(calc).read() and open(calc).read(), 10, "calc.py saved")
+    except TimeoutError:
+        saved = open(calc).read()
+    if typed + completion in before:
+        results["2 tab accepts"] = f"FAILED: the text had {typed + completion!r} before Tab: {before!r}"; ok = False
+    elif typed + completion in text and typed + completion in saved:
+        line = next((l for l in before.splitlines() if l.strip() == typed), before)
+        results["2 tab accepts"] = f"ok: {line.strip()!r} -> saved {saved.splitlines()[1].strip()!r}"
     else:
-        results["2 tab accepts"] = f"FAILED: editor text is {text!r}"; ok = False
+        results["2 tab accepts"] = f"FAILED: editor text {text!r}, calc.py {saved!r}"; ok = False
 
     # 3. Explain Failure on a selected traceback
     open_file("failure.log")
@@ -323,7 +446,6 @@ try:
 
     # 4. no local model: the offer to pull one, and its button runs the pull
     # as a workspace setting: code-server picks up .vscode/settings.json at once
-    import os
     folder = os.path.join(out, "workspace", ".vscode")
     os.makedirs(folder, exist_ok=True)
     json.dump({"tandem.local.backend": "auto"}, open(os.path.join(folder, "settings.json"), "w"))
@@ -338,7 +460,7 @@ try:
                 return toast
     try:
         toast = wait_for(offer, 30, "the pull offer")
-        offer_text = toast.text.splitlines()[0]
+        offer_text = next(l for l in toast.text.splitlines() if "no local model is running" in l)
         shot("4-pull-offer")
         button = next(b for b in toast.find_elements(By.CSS_SELECTOR, ".monaco-button") if "Pull a model" in b.text)
         button.click()
@@ -362,10 +484,20 @@ finally:
 
 for k, v in results.items():
     print(f"{k}: {v}")
+steps = ("1 ghost text", "2 tab accepts", "3 explain failure", "4 pull offer")
+passed = sum(results.get(k, "").startswith("ok") for k in steps)
 print(("PASS" if ok else "FAIL") + f" (screenshots in {shots})")
+print(f"vscode-e2e: {passed} passed, {len(steps) - passed} failed")
 sys.exit(0 if ok else 1)
 PY
+driver_pid=$!
+pids+=("$driver_pid")
+wait "$driver_pid"
 rc=$?
 set -e
+[ "$rc" = 124 ] && log "the driver timed out after 600 s"
+# which server the extension started, as its log says (tandem.serverPath is set to the clone's .venv)
+found=$(grep -rh "found via" "$USER_DATA/logs" 2>/dev/null | tail -1 | sed 's/.*\] //' || true)
+log "extension: ${found:-no 'starting ... (found via ...)' line in its log}"
 log "logs: $OUT/logs, screenshots: $OUT/screenshots"
 exit $rc

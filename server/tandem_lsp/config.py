@@ -7,6 +7,10 @@
 * ``parse_settings(raw)`` turns whatever the editor sent into ``(Settings, problems)``; it never
   raises. Each invalid value is replaced by its default and yields one human-readable problem.
 * ``SettingsReporter`` lets the server show each distinct problem only once.
+* ``ClientSettings`` keeps what the client said, by channel: ``initializationOptions`` below, the latest
+  configuration that said something (``didChangeConfiguration.settings``, or the ``workspace/configuration``
+  answer) on top, merged key by key (``parse_settings(initial, latest)``). A null or empty configuration
+  changes nothing: Helix and eglot answer ``workspace/configuration`` with ``[null]``.
 
 Accepted shapes: the nested ``tandem`` section, the same wrapped as ``{"tandem": {...}}``, and flat
 dotted keys (``{"local.backend": "ollama"}``, optionally prefixed ``tandem.``), in any mix.
@@ -24,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "ClientSettings",
     "CloudSettings",
     "CompletionSettings",
     "DEFAULTS",
@@ -35,6 +40,7 @@ __all__ = [
     "SettingsReporter",
     "defaults_as_dict",
     "parse_settings",
+    "says_something",
 ]
 
 
@@ -346,24 +352,37 @@ def _collect(raw: dict, problems: list[str]) -> tuple[dict[str, Any], list[str]]
     return found, secret_keys
 
 
-def parse_settings(raw: object) -> tuple[Settings, list[str]]:
+def parse_settings(raw: object, *overrides: object) -> tuple[Settings, list[str]]:
     """Parse the ``tandem`` section into ``Settings`` plus human-readable problems; never raises.
 
     ``None`` or a non-object gives the defaults. Each invalid value falls back to its default
     (``completion.debounceMs`` above the maximum is clamped) and adds one problem naming the key,
     the offending value (never for keys that might hold a secret) and the value used instead.
+
+    ``overrides`` are later settings trees laid over ``raw`` key by key (any accepted shape each): a key
+    one of them sets wins over the same key below it; a key it leaves out or sets to ``null``, and an
+    override that is ``null`` or not an object, leave what is below.
     """
     problems: list[str] = []
-    if not isinstance(raw, dict):
-        if raw is not None:
-            problems.append(f"the settings must be an object, not {type(raw).__name__}; using the defaults")
+    layers = [raw, *overrides]
+    if not any(isinstance(layer, dict) for layer in layers):
+        if any(layer is not None for layer in layers):
+            kind = type(next(layer for layer in layers if layer is not None)).__name__
+            problems.append(f"the settings must be an object, not {kind}; using the defaults")
         return DEFAULTS, problems
-    found, secret_keys = _collect(raw, problems)
+    found: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for layer in layers:
+        if not isinstance(layer, dict):
+            if layer is not None:
+                problems.append(f"the settings must be an object, not {type(layer).__name__} (ignored)")
+            continue
+        layer_found, layer_secrets = _collect(layer, problems)
+        found.update((key, value) for key, value in layer_found.items() if value is not None)
+        secret_keys += [key for key in layer_secrets if key not in secret_keys]
 
     values: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     for key, value in found.items():
-        if value is None:
-            continue  # not set
         spec = _BY_KEY[key]
         try:
             values[spec.section][spec.attr] = spec.check(value)
@@ -385,6 +404,46 @@ def parse_settings(raw: object) -> tuple[Settings, list[str]]:
             f"(currently {settings.cloud.api_key_env})"
         )
     return settings, problems
+
+
+def says_something(raw: object) -> bool:
+    """Whether a configuration the client sent carries settings: not ``null``, not an empty object, not
+    ``{"tandem": null}`` or ``{"tandem": {}}``. (A non-object says something: that it is wrong.)"""
+    if raw is None:
+        return False
+    if not isinstance(raw, dict):
+        return True
+    return any(not (key == "tandem" and (value is None or value == {})) for key, value in raw.items())
+
+
+class ClientSettings:
+    """What the client said about the settings, by channel, and the tree in force (``layers``).
+
+    ``initializationOptions`` are the base; the latest configuration that says something (pushed in
+    ``didChangeConfiguration.settings``, nested under ``tandem`` or not, or pulled with
+    ``workspace/configuration``) is laid over them key by key and replaces the configuration before it.
+    A null or empty configuration changes nothing, so a client that answers ``[null]`` (Helix, eglot)
+    keeps the settings it started the server with.
+    """
+
+    def __init__(self) -> None:
+        self.initial: object = None
+        self.latest: object = None
+
+    def initialize(self, options: object) -> None:
+        self.initial, self.latest = options, None
+
+    def update(self, raw: object) -> bool:
+        """Take a configuration the client sent; False (nothing changed) when it says nothing."""
+        if not says_something(raw):
+            return False
+        self.latest = raw
+        return True
+
+    @property
+    def layers(self) -> tuple[object, object]:
+        """``parse_settings(*layers)`` gives the settings in force."""
+        return self.initial, self.latest
 
 
 class SettingsReporter:

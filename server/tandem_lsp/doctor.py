@@ -5,7 +5,6 @@ completion, and whether a cloud key is present (never the key). Exit 1 when no l
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 
@@ -19,16 +18,48 @@ START_COMMANDS = [
 
 TEST_PREFIX = "def fibonacci(n):\n    "
 TEST_SUFFIX = "\n\n\nprint(fibonacci(10))\n"
+MANAGER_LOGGER = "tandem_lsp.backends.manager"
+
+
+def embedded_install_hint() -> str:
+    """The pip command the embedded line needs first when llama-cpp-python is not installed."""
+    import importlib.util
+
+    return "" if importlib.util.find_spec("llama_cpp") else "pip install 'tandem-lsp[embedded]' && "
+
+
+def no_model_reason(detail: str, settings) -> str:
+    """Why there is no local model, in one clause for a terminal: the server's status detail without the
+    advice that follows it (the CLI prints its own list of commands), plus where model files are looked for."""
+    from tandem_lsp.model_files import default_model_path, models_dir
+
+    reason = detail.strip()
+    for cut in ("; start one", ": run `", "; run `", ". Completions"):
+        at = reason.find(cut)
+        if at > 0:
+            reason = reason[:at]
+    reason = reason.rstrip(". ") or "no local model answered"
+    if settings.local.backend in ("auto", "embedded") and not settings.local.model_path and default_model_path() is None:
+        reason += f" in {models_dir()}" if reason.endswith("no model file") else f"; no model file in {models_dir()}"
+    return reason
+
+
+def how_to_get_a_model(command: str) -> str:
+    """The commands that give Tandem a local model, one per line, then how to check again."""
+    from tandem_lsp.model_files import RECOMMENDED, models_dir
+
+    lines = [f"Start one of these, then run `{command}` again:"]
+    lines += [f"  {name:<10} {how}" for name, how in START_COMMANDS]
+    lines.append(f"  {'embedded':<10} {embedded_install_hint()}tandem-lsp models pull {RECOMMENDED}    "
+                 f"(no server needed; 1.6 GB)")
+    lines.append(f"  {'':<10} or copy any GGUF file into {models_dir()}/ (or pass --model-path FILE)")
+    return "\n".join(lines)
 
 
 def _settings(args):
-    raw = json.loads(args.settings) if args.settings else {}
-    local = raw.setdefault("local", {})
-    for key, value in (("backend", args.backend), ("endpoint", args.endpoint), ("model", args.model),
-                       ("fimTemplate", args.fim_template)):
-        if value:
-            local[key] = value
-    return parse_settings(raw)
+    from tandem_lsp.cli import settings_tree
+
+    return parse_settings(settings_tree(args))
 
 
 async def _check(settings, out) -> bool:
@@ -42,16 +73,21 @@ async def _check(settings, out) -> bool:
     try:
         backend = await model.ensure()
         deadline = time.monotonic() + 120
+        told = False
         while backend is None and model.status.state == "starting" and time.monotonic() < deadline:
+            if not told and model.status.detail:
+                out("loading", model.status.detail.removeprefix("loading "))  # "embedded model NAME…"
+                told = True
             await asyncio.sleep(0.2)  # an embedded model is loading in the background
             backend = await model.ensure()
         if backend is None:
-            out("local server", f"NOT FOUND ({model.status.detail})")
+            detail = model.status.detail if model.status.state == "down" else "the embedded model did not load in 120 s"
+            out("local model", f"NONE: {no_model_reason(detail, settings)}")
             return False
         template = pick_template(settings.local.fim_template, backend.model,
                                  native_fim=bool(getattr(backend, "fim_ids", None)))
         out("local backend", backend.name)
-        out("endpoint", backend.endpoint)
+        out("model file" if backend.name == "embedded" else "endpoint", backend.endpoint)
         try:
             models = await asyncio.wait_for(backend.list_models(), 3.0)
         except Exception as exc:  # doctor reports, never crashes
@@ -122,6 +158,8 @@ def _speed(profile, settings, out) -> None:
 
 
 def run_doctor(args) -> int:
+    import logging
+
     settings, problems = _settings(args)
     rows: list[tuple[str, str]] = []
 
@@ -132,6 +170,9 @@ def run_doctor(args) -> int:
     print(f"Tandem doctor (local.backend={settings.local.backend})")
     for problem in problems:
         out("settings", problem)
+    manager_log = logging.getLogger(MANAGER_LOGGER)
+    if not getattr(args, "verbose", False):
+        manager_log.setLevel(logging.ERROR)  # its status messages are for editors; the rows above say it once
     ok = asyncio.run(_check(settings, out))
     key_env = settings.cloud.api_key_env
     present = bool(os.environ.get(key_env))
@@ -141,11 +182,5 @@ def run_doctor(args) -> int:
     if ok:
         print("Local model: usable.")
         return 0
-    print("\nNo usable local model. Start one of these, then run `tandem-lsp doctor` again:")
-    for name, command in START_COMMANDS:
-        print(f"  {name:<10} {command}")
-    from tandem_lsp.demo import _embedded_install_hint
-    from tandem_lsp.models import RECOMMENDED
-
-    print(f"  {'embedded':<10} {_embedded_install_hint()}tandem-lsp models pull {RECOMMENDED}    (no server needed)")
+    print("\nNo usable local model. " + how_to_get_a_model("tandem-lsp doctor"))
     return 1

@@ -5,7 +5,16 @@ Where models live
     ``$TANDEM_DATA_DIR`` if set, else ``$XDG_DATA_HOME/tandem``, else ``~/.local/share/tandem``; models are
     in ``<data>/models/<name>.gguf`` (``--dir`` overrides the models directory). ``<models>/default.txt``
     records pulled model names, most recent first; :func:`default_model_path` returns the first one that is
-    present, so the default is "the most recently pulled model that is still there".
+    present, so the default is "the most recently pulled model that is still there"; with none, a GGUF
+    copied there by hand is the default (``tandem_lsp.model_files`` says which).
+
+A file already in place
+    ``pull NAME`` for a file already at ``<models>/<name>.gguf`` (a finished pull, or a file copied by
+    hand) hashes it (progress on stderr) before making it the default. A file whose sha256 is not the
+    expected one is refused (exit 1): it is kept, recorded in ``<models>/rejected.txt`` so that it is not
+    used as the default while unchanged, and the message says how to replace it or to accept it anyway
+    (``--sha256 HEX``). With no digest known (no catalogue pin, no ``--sha256``, the server unreachable
+    or silent) it prints the digest and asks for ``--sha256`` or ``--no-verify``.
 
 Downloads
     ``pull`` streams into ``<name>.gguf.part``, resumes a leftover ``.part`` with ``Range: bytes=N-`` (a 206
@@ -52,11 +61,15 @@ from urllib.parse import urlsplit, urlunsplit
 from tandem_lsp.model_files import (  # noqa: F401  (part of this module's interface)
     DEFAULT_FILE,
     RECOMMENDED,
+    REJECTED_FILE,
     _read_defaults,
     data_dir,
     default_model_path,
+    is_gguf,
     model_path,
     models_dir,
+    read_rejected,
+    signature,
 )
 
 PART_SUFFIX = ".part"
@@ -178,8 +191,8 @@ def human_size(n: float) -> str:
 class Progress:
     """Plain-text progress on stderr: ``\\r`` updates on a terminal, a line every few seconds otherwise."""
 
-    def __init__(self, stream, total: int | None, done: int):
-        self.stream, self.total, self.done = stream, total, done
+    def __init__(self, stream, total: int | None, done: int, label: str = ""):
+        self.stream, self.total, self.done, self.label = stream, total, done, label
         self.start_done, self.start = done, time.monotonic()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.interval = 0.2 if self.tty else 2.0
@@ -188,7 +201,7 @@ class Progress:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-6)
         speed = (self.done - self.start_done) / elapsed
-        text = f"  {human_size(self.done)}"
+        text = f"  {self.label + ' ' if self.label else ''}{human_size(self.done)}"
         if self.total:
             pct = 100.0 * self.done / self.total
             text += f" / {human_size(self.total)}  {pct:5.1f}%"
@@ -233,8 +246,9 @@ def _hand_placement_hint(name: str, directory=None) -> str:
     return (
         f"To install it by hand, download\n    {download_url(CATALOGUE[name])}\non another machine and copy it to\n"
         f"    {model_path(name, directory)}\n"
-        f"(`tandem-lsp models{dir_opt} path {name}` prints this path), or point the setting "
-        f"`local.modelPath` at any GGUF file."
+        f"(`tandem-lsp models{dir_opt} path {name}` prints this path); Tandem uses a model file there as soon "
+        f"as it is in place, and `tandem-lsp models{dir_opt} pull {name}` run again then checks its sha256. "
+        f"Or point the setting `local.modelPath` (or `--model-path` of doctor and demo) at any GGUF file."
     )
 
 
@@ -253,10 +267,25 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
         return None, None
 
 
-def _hash_file(path: Path, hasher) -> None:
+HASH_PROGRESS_MIN = 64 << 20  # files smaller than this hash in well under a second: no progress shown
+
+
+def sha256_file(path: Path, err=None) -> str:
+    """The sha256 of ``path``; with ``err``, progress on it while hashing a large file (1.6 GB takes
+    seconds: it must not look frozen)."""
+    import hashlib  # here, not at the top: the server imports this module's paths
+
+    hasher = hashlib.sha256()
+    size = path.stat().st_size
+    progress = Progress(err, size, 0, label="sha256") if err is not None and size >= HASH_PROGRESS_MIN else None
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             hasher.update(chunk)
+            if progress is not None:
+                progress.update(len(chunk))
+    if progress is not None:
+        progress.finish()
+    return hasher.hexdigest()
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -415,17 +444,15 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
     err = err or sys.stderr
     entry = CATALOGUE.get(name)
     if entry is None:
-        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        err.write(f"tandem-lsp models: error: unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
         return EXIT_USAGE
     given = (sha256 or "").strip().lower() or None
     if given is not None and (len(given) != 64 or not set(given) <= _HEX):
-        err.write(f"not a sha256 digest (64 hex digits): {given!r}\n")
+        err.write(f"tandem-lsp models pull: error: --sha256 {sha256!r} is not a sha256 digest (64 hex digits)\n")
         return EXIT_USAGE
     final, part = model_path(name, directory), _part_path(name, directory)
     if final.is_file():
-        out.write(f"{name} is already present: {final}\n")
-        _remember(name, directory)
-        return EXIT_OK
+        return _adopt(name, entry, final, given, no_verify, directory, out, err)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -452,11 +479,7 @@ def pull(name: str, *, directory=None, no_verify: bool = False, sha256: str | No
         err.write(f"error writing {part}: {exc}\n")
         return EXIT_FAIL
 
-    import hashlib  # here, not at the top: the server imports this module for default_model_path()
-
-    hasher = hashlib.sha256()
-    _hash_file(part, hasher)
-    digest = hasher.hexdigest()
+    digest = sha256_file(part, err)
     err.write(f"sha256 {digest}\n")
     if expected is not None:
         if digest != expected:
@@ -498,9 +521,97 @@ def _expected_digest(name: str, entry: ModelEntry, given: str | None, remote: Re
     return expected, source
 
 
+def _adopt(name: str, entry: ModelEntry, final: Path, given: str | None, no_verify: bool, directory,
+           out, err) -> int:
+    """``pull`` of a file already in place (pulled before, or copied by hand): check its sha256, then make it
+    the default; a file that does not match is refused and kept (see the module docstring)."""
+    if given:
+        expected, source = given, "--sha256"
+    elif entry.sha256:
+        expected, source = entry.sha256.lower(), "the catalogue"
+    else:
+        try:
+            remote = _remote_metadata(entry, download_url(entry))
+        except PullError:  # offline, or the server has no such file: no digest to check against
+            remote = Remote()
+        expected, source = remote.sha256, remote.source
+    if expected is None and no_verify:
+        _remember(name, directory)
+        err.write(f"warning: {final} made the default WITHOUT sha256 verification (--no-verify).\n")
+        out.write(f"{name} is already present: {final}\n")
+        return EXIT_OK
+    size = final.stat().st_size
+    err.write(f"{name} is already present; checking its sha256 ({human_size(size)}): {final}\n")
+    try:
+        digest = sha256_file(final, err)
+    except OSError as exc:
+        err.write(f"error: cannot read {final}: {exc}\n")
+        return EXIT_FAIL
+    if expected is None:
+        err.write(f"sha256 {digest}\nerror: neither the catalogue nor the server gives a sha256 for {name}, so "
+                  f"{final} cannot be verified.\nCheck the digest above against the file page on Hugging Face, "
+                  f"then run\n    tandem-lsp models pull {name} --sha256 {digest}\nor accept it unverified with\n"
+                  f"    tandem-lsp models pull {name} --no-verify\n")
+        return EXIT_FAIL
+    if digest != expected:
+        _reject(name, final, directory)
+        dir_opt = f" --dir {directory}" if directory else ""
+        err.write(
+            f"error: {final} is not {name}: its sha256 is {digest}, {source} expects {expected}"
+            f"{_size_note(size, entry) if source == 'the catalogue' else ''}.\n"
+            f"The file was kept, but Tandem will not use it as the default model. Either replace it with the right "
+            f"file:\n    tandem-lsp models{dir_opt} remove {name} && tandem-lsp models{dir_opt} pull {name}\n"
+            f"(or copy the right file there by hand and run `pull` again), or, if you trust this file, use it "
+            f"anyway:\n    tandem-lsp models{dir_opt} pull {name} --sha256 {digest}\n")
+        return EXIT_FAIL
+    err.write(f"sha256 verified ({source}).\n")
+    _remember(name, directory)
+    out.write(f"{name} is already present: {final}\n")
+    return EXIT_OK
+
+
+def _size_note(size: int, entry: ModelEntry) -> str:
+    if entry.size and abs(size - entry.size) > entry.size // 100:
+        return f" (it is {human_size(size)}; the model is about {human_size(entry.size)})"
+    return ""
+
+
 def _remember(name: str, directory=None) -> None:
     names = [n for n in _read_defaults(directory) if n != name]
     _write_defaults([name, *names], directory)
+    _forget_rejected(name, directory)
+
+
+def _reject(name: str, path: Path, directory=None) -> None:
+    """Record that the file now at ``path`` was refused, so it is not the default while it is unchanged."""
+    names = _read_defaults(directory)
+    if name in names:
+        _write_defaults([n for n in names if n != name], directory)
+    sig = signature(path)
+    rejected = {**read_rejected(directory), **({name: sig} if sig else {})}
+    _write_rejected(rejected, directory)
+
+
+def _forget_rejected(name: str, directory=None) -> None:
+    rejected = read_rejected(directory)
+    if name in rejected:
+        del rejected[name]
+        _write_rejected(rejected, directory)
+
+
+def _write_rejected(rejected: dict[str, tuple[int, int]], directory=None) -> None:
+    target = models_dir(directory) / REJECTED_FILE
+    try:
+        if not rejected:
+            target.unlink(missing_ok=True)
+            return
+        tmp = target.with_name(f"{REJECTED_FILE}.{os.getpid()}.tmp")
+        tmp.write_text("# model files `tandem-lsp models pull` refused (sha256 mismatch): name size mtime_ns\n"
+                       + "".join(f"{n} {size} {mtime}\n" for n, (size, mtime) in rejected.items()),
+                       encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only models directory: the refusal is still reported
 
 
 # ------------------------------------------------------------------------------------- other commands
@@ -508,11 +619,23 @@ def _remember(name: str, directory=None) -> None:
 def list_models(directory=None, out=None) -> int:
     out = out or sys.stdout
     default = _default_name(directory)
+    pulled, rejected = set(_read_defaults(directory)), read_rejected(directory)
+
+    def present(name: str, path: Path, local: bool = False) -> str:
+        status = f"present  {path}" + (" (local)" if local else "")
+        if name in rejected and rejected[name] == signature(path):
+            return status + "  REFUSED: sha256 mismatch, not used (see `pull`)"
+        if name in pulled:
+            return status
+        if not is_gguf(path):
+            return status + "  not a GGUF file, not used"
+        return status if local else status + f"  (placed by hand; `pull {name}` verifies it)"
+
     rows = [("", "NAME", "PARAMS", "QUANT", "SIZE", "STATUS")]
     for entry in CATALOGUE.values():
         path, part = model_path(entry.name, directory), _part_path(entry.name, directory)
         if path.is_file():
-            status = f"present  {path}"
+            status = present(entry.name, path)
         elif part.is_file():
             status = f"partial ({human_size(part.stat().st_size)})"
         else:
@@ -525,7 +648,7 @@ def list_models(directory=None, out=None) -> int:
             stem = path.name[: -len(".gguf")]
             if stem not in CATALOGUE and path.is_file():
                 rows.append(("*" if stem == default else "", stem, "?", "?", human_size(path.stat().st_size),
-                             f"present  {path} (local)"))
+                             present(stem, path, local=True)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     indent = " " * (widths[0] + 2)
     for row in rows:
@@ -536,7 +659,11 @@ def list_models(directory=None, out=None) -> int:
             out.write(f"{indent}from   {download_url(entry)}\n{indent}sha256 {digest}\n")
     out.write(f"\nrecommended: {RECOMMENDED} (on 2-4 cores, {SMALLEST} is faster)\n")
     out.write(f"models directory: {mdir}\n")
-    out.write("* = default (the most recently pulled model)\n" if default else "no default model (run `pull`)\n")
+    if default:
+        out.write("* = default: the most recently pulled model, else a GGUF file placed in the models directory\n")
+    else:
+        out.write(f"no default model: run `tandem-lsp models pull {RECOMMENDED}`, or copy a GGUF file into the "
+                  "models directory\n")
     return EXIT_OK
 
 
@@ -551,7 +678,7 @@ def _valid_name(name: str) -> bool:
 def path_cmd(name: str, directory=None, out=None, err=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     if not _valid_name(name) or not _known(name, directory):
-        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        err.write(f"tandem-lsp models: error: unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
         return EXIT_USAGE
     out.write(f"{model_path(name, directory)}\n")
     return EXIT_OK
@@ -560,7 +687,7 @@ def path_cmd(name: str, directory=None, out=None, err=None) -> int:
 def remove(name: str, directory=None, out=None, err=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     if not _valid_name(name) or not _known(name, directory):
-        err.write(f"unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
+        err.write(f"tandem-lsp models: error: unknown model {name!r}; `tandem-lsp models list` shows the catalogue\n")
         return EXIT_USAGE
     removed = []
     for path in (model_path(name, directory), _part_path(name, directory)):
@@ -575,6 +702,7 @@ def remove(name: str, directory=None, out=None, err=None) -> int:
     names = _read_defaults(directory)
     if name in names:
         _write_defaults([n for n in names if n != name], directory)
+    _forget_rejected(name, directory)
     if not removed:
         err.write(f"{name} is not present in {models_dir(directory)}; nothing to remove\n")
         return EXIT_FAIL
@@ -593,7 +721,6 @@ def add_parser(subparsers) -> None:
                                    description="Manage GGUF models for the embedded backend.")
     models.add_argument("--dir", dest="models_dir", metavar="DIR",
                         help=f"models directory (default: {models_dir()})")
-    models.set_defaults(_models_parser=models)
     sub = models.add_subparsers(dest="models_command", metavar="{list,pull,path,remove}")
 
     def child(name: str, help: str) -> "argparse.ArgumentParser":
@@ -617,6 +744,9 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     directory = getattr(args, "models_dir", None)
     command = getattr(args, "models_command", None)
+    if directory and Path(directory).expanduser().exists() and not Path(directory).expanduser().is_dir():
+        sys.stderr.write(f"tandem-lsp models: error: --dir {directory} is not a directory\n")
+        return EXIT_USAGE
     if command == "list":
         return list_models(directory)
     if command == "pull":
@@ -625,8 +755,6 @@ def run(args) -> int:
         return path_cmd(args.name, directory)
     if command == "remove":
         return remove(args.name, directory)
-    parser = getattr(args, "_models_parser", None)
-    if parser is not None:
-        parser.print_usage(sys.stderr)
-    sys.stderr.write("tandem-lsp models: choose one of list, pull, path, remove\n")
+    sys.stderr.write("tandem-lsp models: error: choose one of list, pull, path, remove "
+                     "(see `tandem-lsp models --help`)\n")
     return EXIT_USAGE

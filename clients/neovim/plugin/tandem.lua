@@ -1,5 +1,6 @@
 -- Tandem user commands and completion set-up (Neovim 0.11+). The server config is lsp/tandem.lua:
--- vim.lsp.enable('tandem') starts it. Options (set before this file loads, e.g. in init.lua):
+-- vim.lsp.enable('tandem') starts it. :TandemToggleCompletion turns completion off and back on.
+-- Options (set before this file loads, e.g. in init.lua):
 --   vim.g.tandem_completion = false   -- do not turn on inline completion / completion items
 --   vim.g.tandem_autotrigger = false  -- 0.11: completion menu only on <C-x><C-o>
 --   vim.g.tandem_accept_key = '<Tab>' -- 0.12+: key that accepts ghost text (false: no mapping)
@@ -40,6 +41,10 @@ end, { nargs = '+', range = true, desc = 'Tandem: ask anything {prompt}' })
 cmd('TandemStats', function()
   tandem.stats()
 end, { nargs = 0, desc = 'Tandem: calls, spend and savings since start' })
+
+cmd('TandemToggleCompletion', function()
+  tandem.toggle_completion()
+end, { nargs = 0, desc = 'Tandem: turn completion (0.12+: ghost text) off, or back on' })
 
 cmd('TandemPullModel', function(opts)
   tandem.pull_model(opts)

@@ -17,7 +17,7 @@ import {
   WorkDoneProgress,
 } from 'vscode-languageclient/node';
 import pkg from '../package.json';
-import { DiscoveryProbes, findServer, ServerCommand, ServerNotFoundError } from './discovery';
+import { DiscoveryProbes, findServer, INSTALL_HINT, ServerCommand, ServerNotFoundError, venvRoots } from './discovery';
 import { CommandResult, resultMarkdown, statsMarkdown } from './markdown';
 import { offersPull, pullCommand, RECOMMENDED_MODEL, RECOMMENDED_SIZE, shellCommandLine } from './models';
 import { buildSettingsTree, serverSettingKeys } from './settings';
@@ -48,6 +48,12 @@ let resultsDir: string;
 let statsTimer: NodeJS.Timeout | undefined;
 let serverCommand: ServerCommand | undefined;
 let pullOffered = false; // the "no local model" offer is made once per session
+let extensionPath: string | undefined;
+
+// The Tandem checkout this bundle was built in, recorded by scripts/build.js ('' elsewhere; undefined in
+// the unit tests' bundles, which are built without it).
+declare const TANDEM_BUILD_CHECKOUT: string | undefined;
+const BUILT_IN_CHECKOUT = typeof TANDEM_BUILD_CHECKOUT === 'string' ? TANDEM_BUILD_CHECKOUT : '';
 
 export function settingsTree() {
   return buildSettingsTree(vscode.workspace.getConfiguration(SECTION), SERVER_KEYS);
@@ -79,6 +85,7 @@ export const realProbes = (): DiscoveryProbes => ({
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   log = vscode.window.createOutputChannel('Tandem', { log: true });
+  extensionPath = context.extensionPath;
   resultsDir = path.join(context.globalStorageUri?.fsPath ?? path.join(os.tmpdir(), 'tandem-vscode'), 'results');
   statusItem = vscode.window.createStatusBarItem('tandem.status', vscode.StatusBarAlignment.Right, 100);
   statusItem.name = 'Tandem';
@@ -101,6 +108,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         log.info('tandem.serverPath / tandem.pythonPath changed: restarting the server');
         void restartServer();
       }
+    }),
+    // A server not found yet may be in the `.venv` of a folder added later, or of one trusted later.
+    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      if (!client) void restartServer();
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      if (!client) void restartServer();
     }),
     { dispose: () => statsTimer && clearInterval(statsTimer) },
   );
@@ -134,7 +148,16 @@ async function startServer(): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
   let server: ServerCommand;
   try {
-    server = findServer({ serverPath: config.get('serverPath'), pythonPath: config.get('pythonPath') }, realProbes());
+    const roots = venvRoots({
+      workspaceFolders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+      trusted: vscode.workspace.isTrusted,
+      extensionPath,
+      builtInCheckout: BUILT_IN_CHECKOUT,
+    });
+    server = findServer(
+      { serverPath: config.get('serverPath'), pythonPath: config.get('pythonPath'), venvRoots: roots },
+      realProbes(),
+    );
   } catch (err) {
     const message = err instanceof ServerNotFoundError ? err.message : String(err);
     log.error(message);
@@ -230,7 +253,7 @@ async function startServer(): Promise<void> {
     await c.start();
   } catch (err) {
     const message = `Tandem: the server (${[server.command, ...server.args].join(' ')}) failed to start: ${err}. ` +
-      'Install it with `pip install tandem-lsp` (or `pip install -e .` in a Tandem checkout), or set tandem.serverPath.';
+      INSTALL_HINT;
     log.error(message);
     status = { state: 'down', detail: 'the server failed to start' };
     renderStatus();

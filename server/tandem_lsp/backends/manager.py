@@ -305,7 +305,7 @@ class LocalModel:
             base = ModelStatus() if no_model else self.status
             self._set_status(
                 replace(base, state="down", detail=reason),
-                f"Tandem: local model unavailable: {reason}. Completions pause until it answers again.",
+                f"Tandem: local model unavailable: {reason}. Ghost text resumes when it answers again.",
             )
         else:
             log.debug("local model still down: %s", reason)
@@ -314,8 +314,8 @@ class LocalModel:
 
     def _set_status(self, status: ModelStatus, message: str | None) -> None:
         self.status = status
-        if message:
-            log.warning("%s", message)
+        if message:  # a model that is down is worth a warning; loading and ready are news
+            (log.warning if status.state == "down" else log.info)("%s", message)
         self._on_status(status, message)
 
     async def aclose(self) -> None:

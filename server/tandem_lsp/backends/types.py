@@ -106,10 +106,10 @@ class ServerProfile:
             return
         if floor is not None and floor[0] <= tokens / 2:
             extra_ms = ms - floor[1]
-            tps = MAX_TIMED_TPS if extra_ms <= 0 else min(MAX_TIMED_TPS, (tokens - floor[0]) * 1000.0 / extra_ms)
-            self.read_tps = _average(self.read_tps, tps)
+            tps = MAX_TIMED_TPS if extra_ms <= 0 else (tokens - floor[0]) * 1000.0 / extra_ms
         else:
-            self.note_read(tokens, ms)
+            tps = tokens * 1000.0 / ms
+        self.read_tps = _average(self.read_tps, min(MAX_TIMED_TPS, tps))
 
     def note_write(self, tokens: int, ms: float) -> None:
         if tokens >= 4 and ms > 0:

@@ -65,16 +65,18 @@ def lsp_request(doc, position: types.Position, encoding: str, *, invoked: bool) 
 ACCEPT_COMMAND = "tandem.acceptSuggestion"
 
 
-def lsp_accept_command(suggestion: Suggestion) -> types.Command:
-    """Run by the editor when the user accepts the suggestion: counts acceptances by source."""
-    return types.Command(
-        title="Tandem suggestion accepted",
-        command=ACCEPT_COMMAND,
-        arguments=[{"source": suggestion.source, "latencyMs": round(suggestion.latency_ms, 2)}],
-    )
+def lsp_accept_command(suggestion: Suggestion, shown_id: int | None = None) -> types.Command:
+    """Run by the editor when the user accepts the suggestion: counts acceptances by source. ``id`` names
+    the suggestion, so one also counted from the document is counted once (``completion.acceptance``)."""
+    info: dict = {"source": suggestion.source, "latencyMs": round(suggestion.latency_ms, 2)}
+    if shown_id is not None:
+        info["id"] = shown_id
+    return types.Command(title="Tandem suggestion accepted", command=ACCEPT_COMMAND, arguments=[info])
 
 
-def lsp_inline_items(suggestion: Suggestion | None, position: types.Position) -> types.InlineCompletionList | None:
+def lsp_inline_items(
+    suggestion: Suggestion | None, position: types.Position, shown_id: int | None = None
+) -> types.InlineCompletionList | None:
     if suggestion is None:
         return None
     return types.InlineCompletionList(
@@ -82,14 +84,24 @@ def lsp_inline_items(suggestion: Suggestion | None, position: types.Position) ->
             types.InlineCompletionItem(
                 insert_text=suggestion.text,
                 range=types.Range(start=position, end=position),
-                command=lsp_accept_command(suggestion),
+                command=lsp_accept_command(suggestion, shown_id),
             )
         ]
     )
 
 
+def markdown_documentation(capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether the client reads Markdown in a completion item's documentation (eglot lists no format)."""
+    try:
+        formats = capabilities.text_document.completion.completion_item.documentation_format  # type: ignore[union-attr]
+    except AttributeError:
+        return False
+    return bool(formats) and types.MarkupKind.Markdown in formats
+
+
 def lsp_completion_list(
-    suggestion: Suggestion | None, req: CompletionRequest, position: types.Position, encoding: str
+    suggestion: Suggestion | None, req: CompletionRequest, position: types.Position, encoding: str,
+    shown_id: int | None = None, *, markdown: bool = True,
 ) -> types.CompletionList:
     """The suggestion as one completion item whose edit replaces the word being typed, so that
     editors filtering by that word keep it. Incomplete, so the editor asks again as the user types."""
@@ -108,15 +120,14 @@ def lsp_completion_list(
                 label=label or new_text.strip()[:60],
                 kind=types.CompletionItemKind.Text,
                 detail=f"Tandem ({suggestion.source})",
-                documentation=types.MarkupContent(
-                    kind=types.MarkupKind.Markdown, value=f"```\n{new_text}\n```"
-                ),
+                documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{new_text}\n```")
+                if markdown else new_text,  # a plain string: a client that lists no format reads that
                 filter_text=new_text,
                 sort_text="0000",
                 preselect=True,
                 insert_text_format=types.InsertTextFormat.PlainText,
                 text_edit=types.TextEdit(range=types.Range(start=start, end=position), new_text=new_text),
-                command=lsp_accept_command(suggestion),
+                command=lsp_accept_command(suggestion, shown_id),
             )
         ],
     )

@@ -15,7 +15,10 @@ layer, for every method (see issue 10 and ``tests/unit/test_protocol.py``):
 - ``shutdown`` always succeeds: requests in flight are cancelled (and answered), the server's own
   shutdown handler runs with a time limit and its errors are logged, and from the moment ``shutdown``
   arrives every request is answered InvalidRequest (nothing runs against closed resources).
-  ``exit`` ends the process, with code 0 after ``shutdown`` and 1 without, within ``exit_grace_s``.
+  ``exit`` ends the process, with code 0 after ``shutdown`` and 1 without: at once over stdio
+  (``end_at_exit``), else within ``exit_grace_s``. ``shutdown`` is answered within
+  ``cancelled_grace_s + shutdown_timeout_s`` (Helix waits 3 s on ``:q``, eglot 1.5 s); an ``exit`` that
+  comes before that answer (Helix 25.07 sends the two back to back) has it written first.
 - Finished handlers leave nothing behind: pygls kept a finished future per notification (and per
   generator step) in ``_request_futures``, and one per request to the client that was never answered.
 
@@ -109,14 +112,31 @@ def end_process_within(seconds: float, code: int) -> None:
     threading.Thread(target=end, name="tandem-exit", daemon=True).start()
 
 
+def _log_closing_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("shutdown: closing failed; answered anyway", exc_info=task.exception())
+
+
+def end_process_now(code: int) -> None:
+    """``exit`` over stdio: end at once. What is open was closed at ``shutdown`` (and every answer is
+    written: the writer flushes each message); the interpreter's teardown would only keep the editor
+    waiting, and eglot kills a server still running 0.1 s after ``exit`` (status 9)."""
+    logging.shutdown()
+    os._exit(code)
+
+
 class TandemProtocol(LanguageServerProtocol):
-    shutdown_timeout_s = 2.0  # for the server's shutdown handler; shutdown is answered by then regardless
+    # shutdown is answered within cancelled_grace_s + shutdown_timeout_s whatever hangs: well inside the 3 s
+    # Helix waits on :q before it gives up (and kills the server with the answer unsent)
+    shutdown_timeout_s = 1.0  # for the server's shutdown handler; shutdown is answered by then regardless
     cancelled_grace_s = 0.5  # for cancelled requests to unwind (close their streams) before resources close
     exit_grace_s = 3.0  # the process ends by then after exit, whatever hangs
 
     def __init__(self, server, converter):
         super().__init__(server, converter)
+        self.end_at_exit = False  # the server over stdio: the process ends the moment exit arrives
         self.shutting_down = False  # set when shutdown arrives; pygls's _shutdown only once it is answered
+        self._shutdown_id: object = None  # the shutdown request's id
         self.exit_code: int | None = None
         self._closed = False  # after exit nothing more is written
 
@@ -295,7 +315,7 @@ class TandemProtocol(LanguageServerProtocol):
     def lsp_shutdown(self, *args):
         """Cancel what is in flight, close resources (bounded), answer null; refuse requests from now on."""
         self.shutting_down = True
-        current = self.msg_id
+        current = self._shutdown_id = self.msg_id
         cancelled = []
         # a copy: cancelling a future runs callbacks that remove entries (pygls iterated the dict itself)
         for msg_id, future in list(self._request_futures.items()):
@@ -306,6 +326,8 @@ class TandemProtocol(LanguageServerProtocol):
         return None
 
     async def _close_resources(self, cancelled: list, args: tuple) -> None:
+        """Bounded with ``asyncio.wait``, which never waits for what it gave up on (``wait_for`` waits for a
+        timed-out task to finish cancelling: a closer that ignores cancellation would hold the answer)."""
         tasks = [f for f in cancelled if isinstance(f, asyncio.Future)]
         if tasks:
             await asyncio.wait(tasks, timeout=self.cancelled_grace_s)
@@ -314,20 +336,36 @@ class TandemProtocol(LanguageServerProtocol):
             return
         try:
             result = handler(*args)
-            if inspect.isawaitable(result):
-                await asyncio.wait_for(result, self.shutdown_timeout_s)
-        except asyncio.TimeoutError:
-            log.warning("shutdown: closing took over %s s; answering anyway", self.shutdown_timeout_s)
         except Exception:
             log.exception("shutdown: closing failed; answering anyway")
+            return
+        if not inspect.isawaitable(result):
+            return
+        closing = asyncio.ensure_future(result)
+        closing.add_done_callback(_log_closing_failure)
+        await asyncio.wait({closing}, timeout=self.shutdown_timeout_s)
+        if not closing.done():
+            log.warning("shutdown: closing took over %s s; answering anyway", self.shutdown_timeout_s)
+            closing.cancel()
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args):
         self.exit_code = 0 if self.shutting_down else 1
         self._shutdown = self.shutting_down  # what pygls's exit code reads
+        self._answer_shutdown_now()
+        if self.end_at_exit:
+            end_process_now(self.exit_code)
         end_process_within(self.exit_grace_s, self.exit_code)
         self._closed = True  # what is cancelled during the teardown answers no one: stdout is closed
         return (yield from super().lsp_exit(*args))
+
+    def _answer_shutdown_now(self) -> None:
+        """``exit`` while ``shutdown`` is still closing (Helix sends the two back to back): the answer goes
+        out first; closing is cut short (the process ends; after exit nothing more is written)."""
+        # its future leaves _request_futures just before its answer is written (``_execute_handler``): while
+        # it is there, done or not, the answer is not out yet
+        if self._shutdown_id is not None and self._shutdown_id in self._request_futures:
+            self._send_response(self._shutdown_id, result=None)
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams):

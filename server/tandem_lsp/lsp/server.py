@@ -17,17 +17,20 @@ from pygls.lsp.server import LanguageServer
 
 from tandem_lsp import __version__
 from tandem_lsp.backends.manager import LocalModel, ModelStatus
+from tandem_lsp.completion.acceptance import AcceptanceTracker
 from tandem_lsp.completion.pipeline import CompletionEngine
 from tandem_lsp.commands import Sources
 from tandem_lsp.commands.runner import Runner
-from tandem_lsp.config import DEFAULTS, SettingsReporter, parse_settings
+from tandem_lsp.config import DEFAULTS, ClientSettings, SettingsReporter, parse_settings, says_something
 from tandem_lsp.lsp import commands
 from tandem_lsp.lsp.protocol import TandemProtocol
-from tandem_lsp.lsp.convert import ACCEPT_COMMAND, lsp_completion_list, lsp_inline_items, lsp_request
+from tandem_lsp.lsp.convert import (ACCEPT_COMMAND, lsp_completion_list, lsp_inline_items, lsp_request,
+                                    markdown_documentation)
 
 log = logging.getLogger(__name__)
 
 STATUS_NOTIFICATION = "tandem/status"
+CONFIGURATION_WAIT_S = 10.0  # for the answer to workspace/configuration
 
 
 class TandemServer(LanguageServer):
@@ -35,9 +38,12 @@ class TandemServer(LanguageServer):
         super().__init__("tandem-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
                          protocol_cls=TandemProtocol)
         self.settings = DEFAULTS
+        self.client_settings = ClientSettings()
         self.reporter = SettingsReporter()
+        self._configurations = 0  # didChangeConfiguration notifications so far (a newer one wins)
         self.model = LocalModel(DEFAULTS.local, on_status=self.report_model_status)
         self.engine = CompletionEngine(DEFAULTS, self.model, open_documents=self.open_documents)
+        self.acceptance = AcceptanceTracker()
         self.diagnostics: dict[str, list[dict]] = {}
         self.command_tasks: dict[object, asyncio.Task] = {}
         self._runner: Runner | None = None
@@ -81,15 +87,60 @@ class TandemServer(LanguageServer):
         }
 
     # -- services for handlers ----------------------------------------------------------------
-    def apply_settings(self, raw: object) -> None:
-        """Parse the ``tandem`` settings tree; report each new problem once; defaults stand in."""
-        self.settings, problems = parse_settings(raw)
+    def apply_settings(self) -> None:
+        """Parse the settings the client gave (``config.ClientSettings``); report each new problem once;
+        defaults stand in."""
+        self.settings, problems = parse_settings(*self.client_settings.layers)
         self.engine.configure(self.settings)
         for problem in self.reporter.new_problems(problems):
             log.warning("settings: %s", problem)
             self.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Warning, message=f"Tandem settings: {problem}")
             )
+
+    async def configuration_changed(self, pushed: object) -> None:
+        """``didChangeConfiguration``: settings pushed in the notification are used as they come; only when
+        it carries none, and the client can answer, are they pulled with ``workspace/configuration``. A
+        null or empty configuration (Helix and eglot answer ``[null]``) changes nothing."""
+        self._configurations += 1
+        mine = self._configurations
+        raw = pushed
+        if not says_something(pushed) and self.can_pull_configuration():
+            raw = await self.pull_configuration()
+            if mine != self._configurations:  # a newer notification came while waiting: it wins
+                return
+        if self.client_settings.update(raw):
+            self.apply_settings()
+
+    def can_pull_configuration(self) -> bool:
+        workspace_caps = self.client_capabilities.workspace
+        return workspace_caps is not None and bool(workspace_caps.configuration)
+
+    async def pull_configuration(self) -> object:
+        """The client's ``tandem`` section, or None when it has none (or does not answer in time)."""
+        items = [types.ConfigurationItem(section="tandem")]
+        try:
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(types.ConfigurationParams(items=items)), CONFIGURATION_WAIT_S)
+        except asyncio.TimeoutError:
+            log.warning("workspace/configuration: no answer within %s s", CONFIGURATION_WAIT_S)
+            return None
+        return result[0] if result else None
+
+    # acceptances, from the document or the item's command, counted once (completion.acceptance)
+    def suggestion_shown(self, req, suggestion) -> int | None:
+        if suggestion is None:
+            return None
+        return self.acceptance.shown(req.uri, req.text, req.offset, suggestion.text, suggestion.source)
+
+    def document_edited(self, uri: str, text: str) -> None:
+        source = self.acceptance.changed(uri, text)
+        if source is not None:
+            self.engine.accepted({"source": source})
+
+    def accept_command(self, info: object) -> None:
+        if self.acceptance.command(info):
+            self.engine.accepted(info if isinstance(info, dict) else {})
 
     def report_model_status(self, status: ModelStatus, message: str | None) -> None:
         if message:
@@ -121,6 +172,7 @@ class TandemServer(LanguageServer):
         super().report_server_error(error, source)
 
     def start_io(self, stdin=None, stdout=None) -> None:
+        self.protocol.end_at_exit = True  # a process of its own: exit ends it at once (lsp.protocol)
         super().start_io(stdin, stdout)
         if self.protocol.exit_code:  # pygls swallows exit's SystemExit; LSP: 1 when exit came without shutdown
             raise SystemExit(self.protocol.exit_code)
@@ -150,7 +202,8 @@ server = TandemServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: TandemServer, params: types.InitializeParams) -> None:
-    ls.apply_settings(params.initialization_options)
+    ls.client_settings.initialize(params.initialization_options)
+    ls.apply_settings()
 
 
 @server.feature(types.INITIALIZED)
@@ -161,13 +214,7 @@ def initialized(ls: TandemServer, params: types.InitializedParams) -> None:
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 @never_raise()
 async def did_change_configuration(ls: TandemServer, params: types.DidChangeConfigurationParams) -> None:
-    workspace_caps = ls.client_capabilities.workspace
-    if workspace_caps is not None and workspace_caps.configuration:
-        items = [types.ConfigurationItem(section="tandem")]
-        result = await ls.workspace_configuration_async(types.ConfigurationParams(items=items))
-        ls.apply_settings(result[0] if result else None)
-    else:
-        ls.apply_settings(params.settings)
+    await ls.configuration_changed(params.settings)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -183,11 +230,13 @@ def did_change(ls: TandemServer, params: types.DidChangeTextDocumentParams) -> N
     last = params.content_changes[-1] if params.content_changes else None
     line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else None
     ls.engine.document_changed(doc.uri, doc.source, line)
+    ls.document_edited(doc.uri, doc.source)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: TandemServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.engine.document_closed(params.text_document.uri)
+    ls.acceptance.closed(params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -198,7 +247,8 @@ async def inline_completion(ls: TandemServer, params: types.InlineCompletionPara
         return None
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     req = lsp_request(doc, params.position, ls.position_encoding, invoked=invoked)
-    return lsp_inline_items(await ls.engine.complete(req), params.position)
+    suggestion = await ls.engine.complete(req)
+    return lsp_inline_items(suggestion, params.position, ls.suggestion_shown(req, suggestion))
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
@@ -210,12 +260,14 @@ async def completion(ls: TandemServer, params: types.CompletionParams):
     # editors send "Invoked" for ordinary typing too, so classic completion always debounces
     req = lsp_request(doc, params.position, ls.position_encoding, invoked=False)
     suggestion = await ls.engine.complete(req)
-    return lsp_completion_list(suggestion, req, params.position, ls.position_encoding)
+    return lsp_completion_list(suggestion, req, params.position, ls.position_encoding,
+                               ls.suggestion_shown(req, suggestion),
+                               markdown=markdown_documentation(ls.client_capabilities))
 
 
 @server.command(ACCEPT_COMMAND)
 def accept_suggestion(ls: TandemServer, *args) -> None:
-    ls.engine.accepted(args[0] if args else {})
+    ls.accept_command(args[0] if args else {})
 
 
 commands.register(server)

@@ -285,28 +285,78 @@ end
 
 -- -- completion ------------------------------------------------------------------------------------
 
+--- Whether the buffer gets ghost text (Neovim 0.12+: vim.lsp.inline_completion) rather than menu items.
+local function has_inline(client, bufnr)
+  local inline = vim.lsp.inline_completion
+  return inline ~= nil and inline.enable ~= nil and inline.is_enabled ~= nil
+    and client:supports_method('textDocument/inlineCompletion', bufnr)
+end
+
+--- The Insert-mode key that accepts the ghost text (vim.g.tandem_accept_key, default <Tab>); without a
+--- suggestion it is the key itself.
+local function map_accept_key(bufnr)
+  local key = vim.g.tandem_accept_key
+  if key == nil then
+    key = '<Tab>'
+  end
+  if key then
+    vim.keymap.set('i', key, function()
+      if not vim.lsp.inline_completion.get({ bufnr = bufnr }) then
+        return key
+      end
+    end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'Tandem: accept the suggestion' })
+  end
+end
+
 --- Ghost text where Neovim has inline completion (0.12+), completion-menu items otherwise.
 function M.on_attach(client, bufnr)
   if vim.g.tandem_completion == false then
     return
   end
-  local inline = vim.lsp.inline_completion
-  if inline and inline.enable and client:supports_method('textDocument/inlineCompletion', bufnr) then
-    inline.enable(true, { bufnr = bufnr, client_id = client.id })
-    local key = vim.g.tandem_accept_key
-    if key == nil then
-      key = '<Tab>'
+  if has_inline(client, bufnr) then
+    local inline = vim.lsp.inline_completion
+    -- Turned on once, for every buffer (no filter), as Neovim's docs do: then is_enabled() answers
+    -- true and Neovim's own toggle, `enable(not is_enabled())`, turns it off at the first press.
+    -- Later buffers follow that setting by themselves; a toggle stays as the user left it.
+    if not M._inline_started then
+      M._inline_started = true
+      inline.enable(true)
     end
-    if key then
-      vim.keymap.set('i', key, function()
-        if not inline.get({ bufnr = bufnr }) then
-          return key
-        end
-      end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'Tandem: accept the suggestion' })
-    end
+    map_accept_key(bufnr)
   elseif vim.lsp.completion and vim.lsp.completion.enable then
     vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = vim.g.tandem_autotrigger ~= false })
+    M._menu = M._menu or {}
+    M._menu[bufnr] = true
   end
+end
+
+--- :TandemToggleCompletion: ghost text (0.12+, for every buffer) or the completion-menu items of the
+--- current buffer (0.11) off, or back on. Returns whether it is now on.
+---@return boolean?
+function M.toggle_completion()
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client then
+    notify('no tandem-lsp client is running', vim.log.levels.WARN)
+    return nil
+  end
+  local on
+  if has_inline(client, bufnr) then
+    local inline = vim.lsp.inline_completion
+    on = not inline.is_enabled()
+    inline.enable(on)
+    if on and not M._inline_started then -- (vim.g.tandem_completion = false left it off, unmapped)
+      map_accept_key(bufnr)
+    end
+    M._inline_started = true
+  else
+    on = not (M._menu and M._menu[bufnr])
+    vim.lsp.completion.enable(on, client.id, bufnr, { autotrigger = vim.g.tandem_autotrigger ~= false })
+    M._menu = M._menu or {}
+    M._menu[bufnr] = on or nil
+  end
+  notify('completion ' .. (on and 'on' or 'off'))
+  return on
 end
 
 function M.setup()
