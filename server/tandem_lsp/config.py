@@ -1,4 +1,4 @@
-"""The ``tandem`` settings tree (CONTRACT.md, "Settings"): typed defaults, schema, parsing.
+"""The ``tandem`` settings tree (docs/settings.md): typed defaults, schema, parsing.
 
 * The frozen dataclasses below hold the typed settings; their field defaults are *the* defaults.
 * ``SETTINGS_SCHEMA`` is the one table of public keys: dotted camelCase name, JSON type, enum,

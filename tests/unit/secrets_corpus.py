@@ -161,7 +161,7 @@ import os
 from pydantic_settings import BaseSettings
 
 DEBUG = False
-SECRET_KEY = "{c.s("secret", "django-insecure-" + rand(DJANGO, 50))}"
+SECRET_KEY = "{c.s("django-secret-key", "django-insecure-" + rand(DJANGO, 50))}"
 ALLOWED_HOSTS = ["shop.example.com"]
 
 DATABASES = {{
@@ -213,7 +213,7 @@ HF_TOKEN={c.s("huggingface-token", huggingface())}
 SESSION_SECRET={c.s("secret", rand(HEX, 64))}
 export API_KEY='{c.s("api-key", rand(ALNUM, 31) + "7")}'
 AWS_ACCESS_KEY_ID={c.s("aws-access-key", aws_access_key("ASIA"))}
-AWS_SESSION_TOKEN={c.s("token", "IQoJb3JpZ2luX2Vj" + rand(B64, 200) + "=")}
+AWS_SESSION_TOKEN={c.s("aws-session-token", "IQoJb3JpZ2luX2Vj" + rand(B64, 200) + "=")}
 REDIS_PASSWORD=
 LOG_LEVEL=debug
 """

@@ -1,4 +1,4 @@
-"""Settings tree (CONTRACT.md, "Settings"): defaults, validation, accepted shapes, reporting."""
+"""Settings tree (docs/settings.md): defaults, validation, accepted shapes, reporting."""
 
 import dataclasses
 import json

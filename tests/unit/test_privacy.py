@@ -202,11 +202,15 @@ def _megabyte_of_code() -> str:
     return "\n".join(parts)
 
 
-def test_a_megabyte_well_under_a_second():
-    text = _megabyte_of_code()
+def _seconds(text: str) -> float:
     start = time.perf_counter()
     redact(text)
-    assert time.perf_counter() - start < 1.0
+    return time.perf_counter() - start
+
+
+def test_a_megabyte_of_code_does_not_hang():
+    # a guard against a hang, not a speed figure (scripts/bench_privacy.py measures that: ~12 ms per 64 KB)
+    assert _seconds(_megabyte_of_code()) < 20.0
 
 
 @pytest.mark.parametrize("text", [
@@ -220,9 +224,10 @@ def test_a_megabyte_well_under_a_second():
     '{"a":"b","password":"x1y2","token":"abc123",' * 20_000,
 ], ids=["letters", "base64", "begins", "ends", "open-quotes", "one-word", "dense-keys", "minified-json"])
 def test_pathological_inputs_stay_linear(text):
-    start = time.perf_counter()
-    redact(text)
-    assert time.perf_counter() - start < 2.0
+    # ten times the text takes about ten times as long (catastrophic backtracking: a hundred times and
+    # more); the bound is loose because the machine is shared
+    tenth = _seconds(text[: len(text) // 10]) + 0.005
+    assert _seconds(text) < 40 * tenth + 0.5
 
 
 # --- neverSendToCloud globs ------------------------------------------------------------------------
