@@ -194,36 +194,26 @@ def setup_logging(log_file: str | None, verbose: bool, level: int = logging.INFO
 
 
 def serve_tcp(server, host: str, port: int, announce) -> None:
-    """pygls's ``start_tcp``, but the bound address is passed to ``announce`` once the socket listens."""
-    import asyncio
+    """pygls's own ``start_tcp``; its listening sockets' addresses go to ``announce`` once they are bound
+    (pygls keeps the asyncio server in ``_server`` and tells no one the port it got)."""
     import threading
 
+    done = threading.Event()
+
+    def wait_until_bound() -> None:
+        while not done.is_set():
+            listening = getattr(server, "_server", None)
+            if listening is not None:
+                for sock in listening.sockets:
+                    announce(sock.getsockname())
+                return
+            done.wait(0.01)
+
+    threading.Thread(target=wait_until_bound, name="tcp-announce", daemon=True).start()
     try:
-        from pygls.io_ import run_async
-    except ImportError:  # another pygls: its own start_tcp, which logs the address at INFO
         server.start_tcp(host, port)
-        return
-    log = logging.getLogger("pygls.server")
-    stop = threading.Event()
-    server._stop_event = stop
-
-    async def connection(reader, writer) -> None:
-        server.protocol.set_writer(writer)
-        await run_async(stop_event=stop, reader=reader, protocol=server.protocol, logger=log,
-                        error_handler=server.report_server_error)
-        server.shutdown()
-
-    async def main() -> None:
-        server._server = await asyncio.start_server(connection, host, port)
-        for sock in server._server.sockets:
-            announce(sock.getsockname())
-        async with server._server:
-            await server._server.serve_forever()
-
-    try:
-        asyncio.run(main())
-    except asyncio.CancelledError:
-        pass
+    finally:
+        done.set()
 
 
 def _address(sockname) -> str:

@@ -4,6 +4,7 @@ substitution that lets a test run them against this repository's server and a fa
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,14 @@ HELIX = CLIENTS / "helix" / "languages.toml"
 EMACS = CLIENTS / "emacs" / "tandem-eglot.el"
 COMMAND = '"tandem-lsp"'  # the command, as a quoted string in both snippets
 ENDPOINT = "http://127.0.0.1:1234/v1"  # the snippets' local.endpoint
+
+
+_FILE_PATH = re.compile(r"(?<![\w:~./])/[\w.-]+/")  # an absolute file path (not a URL's, not ~/...)
+
+
+def machine_paths(text: str) -> list[str]:
+    """What in a snippet names this machine: absolute file paths and virtualenv folders."""
+    return _FILE_PATH.findall(text) + re.findall(r"\.venv\b", text)
 
 
 def server_command() -> str:

@@ -109,6 +109,26 @@ def test_doctor_with_a_broken_model_exits_nonzero(fake):
     assert out.returncode == 1 and "FAILED" in out.stdout
 
 
+async def initialize_over_tcp(port: int) -> None:
+    """Connect (retrying while the server starts), send `initialize`, and check Tandem answers it."""
+    for _ in range(100):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}'
+    writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    data = b""
+    while b"inlineCompletionProvider" not in data:
+        chunk = await asyncio.wait_for(reader.read(65536), 10)
+        assert chunk, "connection closed"
+        data += chunk
+    assert b'"tandem-lsp"' in data
+    writer.close()
+
+
 async def test_tcp_mode_serves_lsp():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,22 +138,25 @@ async def test_tcp_mode_serves_lsp():
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}'
-        writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        data = b""
-        while b"inlineCompletionProvider" not in data:
-            chunk = await asyncio.wait_for(reader.read(65536), 10)
-            assert chunk, "connection closed"
-            data += chunk
-        assert b'"tandem-lsp"' in data
-        writer.close()
+        await initialize_over_tcp(port)
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_tcp_port_0_prints_the_address_and_serves_lsp():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tandem_lsp", "--tcp", "--host", "127.0.0.1", "--port", "0",
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
+    try:
+        port = None
+        while port is None:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            assert line, "the server exited without saying where it listens"
+            if line.startswith("listening on 127.0.0.1:"):
+                port = int(line.strip().rsplit(":", 1)[1])
+        assert port > 0
+        await initialize_over_tcp(port)
     finally:
         proc.kill()
         await proc.wait()

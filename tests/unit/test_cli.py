@@ -4,7 +4,6 @@ sub-command is listed; ``--tcp --port 0`` says where it listens. Plus the settin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -108,34 +107,6 @@ def test_doctor_says_there_is_no_model_once_in_cli_words(tmp_path):
     assert both.count("tandem-lsp models pull qwen2.5-coder-1.5b-q8_0") == 1, both
     assert "Completions pause" not in both and "WARNING" not in proc.stderr
     assert str(tmp_path / "data" / "models") in proc.stdout  # where a model file would be found
-
-
-async def test_tcp_port_0_prints_the_address_and_serves_lsp():
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tandem_lsp", "--tcp", "--host", "127.0.0.1", "--port", "0",
-        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
-    try:
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
-            assert line, "the server exited without saying where it listens"
-            if line.startswith("listening on 127.0.0.1:"):
-                port = int(line.strip().rsplit(":", 1)[1])
-        assert port > 0
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}'
-        writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        data = b""
-        while b"inlineCompletionProvider" not in data:
-            chunk = await asyncio.wait_for(reader.read(65536), 10)
-            assert chunk, "connection closed"
-            data += chunk
-        assert b'"tandem-lsp"' in data
-        writer.close()
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 def test_tcp_on_a_port_in_use_is_one_line(tmp_path):

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from tandem_lsp.completion.sizing import common_prefix_len
+
 MIN_AT_ONCE = 2  # characters of the suggestion (and of its non-blank text) one change must bring
 PREFIX_CHECKED = 256  # characters before the offset that must be as they were when it was shown
 REMEMBERED = 64  # ids of counted suggestions kept, for a command that comes after a newer suggestion
@@ -33,14 +35,6 @@ class Shown:
     counted: bool = False
 
 
-def common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def inserted_at_once(shown: Shown, previous: str, now: str) -> bool:
     """Whether the change from ``previous`` to ``now`` put ``shown``'s suggestion in after its offset."""
     s, o = shown.text, shown.offset
@@ -52,7 +46,7 @@ def inserted_at_once(shown: Shown, previous: str, now: str) -> bool:
     if now[lo:o] != shown.before[lo:o]:
         return False  # the text before it changed: this is another place
     # how much of the suggestion was there before this change: the change must have brought the rest
-    return len(s) - common_prefix(previous[o : o + len(s)], s) >= MIN_AT_ONCE
+    return len(s) - common_prefix_len(previous[o : o + len(s)], s) >= MIN_AT_ONCE
 
 
 class AcceptanceTracker:
