@@ -6,7 +6,10 @@
 #
 # Steps checked (a screenshot of each goes to OUT_DIR/screenshots/):
 #   1. ghost text appears after typing;  2. Tab accepts it;  3. "Tandem: Explain Failure" opens a result;
-#   4. with no local model (local.backend switched to auto, nothing listening), the extension offers to pull
+#   4. next edits (nextEdit.template instruct; the fake model renames `width` to `size` in what it is shown):
+#      renaming a parameter at its definition shows a decoration at its next use, Tab jumps to it, Tab again
+#      applies it, and the next use follows;
+#   5. with no local model (local.backend switched to auto, nothing listening), the extension offers to pull
 #      one, and its button runs `tandem-lsp models pull` (seen as requests at a stand-in for Hugging Face).
 #
 # Needs root the first time (apt-get, and code-server's npm install). Heavy state is cached under
@@ -210,7 +213,8 @@ trap 'exit 129' HUP
 
 TYPED='ret'
 COMPLETION='urn a + b'   # the fake model continues what the test types
-(cd "$REPO" && exec setsid "$PY" -m tests.fakes.model_server --completion "$COMPLETION" --model qwen2.5-coder-1.5b) \
+(cd "$REPO" && exec setsid "$PY" -m tests.fakes.model_server --completion "$COMPLETION" --model qwen2.5-coder-1.5b \
+   --next-edit-replace width size) \
   >"$OUT/logs/model_server.out" 2>"$OUT/logs/model_server.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q READY "$OUT/logs/model_server.out" 2>/dev/null && break; sleep 0.1; done
@@ -262,6 +266,8 @@ json.dump({
     "tandem.local.model": "qwen2.5-coder-1.5b",
     "tandem.cloud.enabled": False,
     "tandem.completion.debounceMs": 0,
+    "tandem.nextEdit.enabled": True,
+    "tandem.nextEdit.template": "instruct",
     "tandem.trace.server": "messages",
     "editor.inlineSuggest.enabled": True,
     # No suggest widget (Tandem also serves textDocument/completion): Tab must accept the ghost text.
@@ -281,6 +287,13 @@ json.dump({
 }, open(path, "w"), indent=2)
 PY
 printf 'def add(a, b):\n    \n' >"$WS/calc.py"
+cat >"$WS/area.py" <<'EOF'
+def area(width, height):
+    """The area of a rectangle."""
+    if width < 0:
+        raise ValueError("negative")
+    return width * height
+EOF
 cat >"$WS/failure.log" <<'EOF'
 Traceback (most recent call last):
   File "calc.py", line 4, in <module>
@@ -444,7 +457,106 @@ try:
         results["3 explain failure"] = f"FAILED: {e}"; ok = False
     shot("3-explain-failure")
 
-    # 4. no local model: the offer to pull one, and its button runs the pull
+    # 4. next edits: rename the parameter at the definition; the next use gets a decoration (the old word
+    # struck through, the new one as `after` content, a gutter arrow); Tab jumps to it, Tab again applies it
+    def decorations():
+        # the extension's decorations in the active editor: struck-through spans, ::after contents, gutter marks
+        return driver.execute_script(
+            "const root=document.querySelector('.editor-group-container.active .monaco-editor');"
+            "if (!root) return null;"
+            "const lines=Array.from(root.querySelectorAll('.view-lines .view-line'));"
+            "const top=l => parseFloat(l.style.top);"
+            "const sorted=lines.slice().sort((a, b) => top(a) - top(b));"
+            "const out={struck: [], after: [], gutter: Array.from(root.querySelectorAll('.margin *, .glyph-margin-widgets *'))"
+            "  .filter(e => getComputedStyle(e).backgroundImage.includes('next-edit.svg')).length};"
+            "for (const l of lines) { const n=sorted.indexOf(l) + 1;"
+            "  for (const s of l.querySelectorAll('span')) {"
+            "    const cs=getComputedStyle(s);"
+            "    if (cs.textDecorationLine.includes('line-through') && s.children.length === 0) out.struck.push([n, s.textContent]);"
+            "    const a=getComputedStyle(s, '::after').content;"
+            "    if (a && a !== 'none' && a !== 'normal') out.after.push([n, a.replace(/^\"|\"$/g, '')]);"
+            "  } }"
+            "return out;")
+
+    def next_edit_at(word):
+        d = decorations()
+        return d if d and any(t == word for _, t in d["after"]) and d["struck"] and d["gutter"] else None
+
+    def cursor_at():
+        return next((e.text for e in driver.find_elements(By.CSS_SELECTOR, ".statusbar-item") if e.text.startswith("Ln ")), None)
+
+    def accepts_sent():
+        # the extension logs each accept command it sends to the server (the Tandem output channel's file)
+        logs = os.path.join(os.path.dirname(os.path.dirname(settings_path)), "logs")
+        sent = []
+        for d, _, files in os.walk(logs):
+            for f in files:
+                if f == "Tandem.log":
+                    sent += [l for l in open(os.path.join(d, f), errors="replace") if "next edit accepted: tandem.acceptNextEdit" in l]
+        return sent
+
+    def without_ghost_text():
+        # ghost text (a completion of the rename) wins Tab: hide it with Esc, which leaves the next edit
+        if ghost_text():
+            keys(Keys.ESCAPE)
+            time.sleep(0.5)
+            return True
+        return False
+
+    try:
+        open_file("area.py")
+        driver.find_element(By.CSS_SELECTOR, ".editor-group-container.active .monaco-editor .view-lines").click()
+        chord(Keys.CONTROL, Keys.HOME)
+        keys(Keys.HOME, *([Keys.RIGHT] * len("def area(width")))
+        keys(*([Keys.BACKSPACE] * len("width")), pause=0.08)
+        keys(*"size", pause=0.08)
+        d = wait_for(lambda: next_edit_at("size"), 30, "the next-edit decoration")
+        esc = without_ghost_text()
+        d = wait_for(lambda: next_edit_at("size"), 5, "the next-edit decoration after Esc hid the ghost text")
+        shot("4-next-edit-shown")
+        first = (f"struck {d['struck']}, after {d['after']}, {d['gutter']} gutter mark(s)"
+                 + (" (kept when Esc hid the ghost text)" if esc else ""))
+        keys(Keys.TAB)  # jump
+        time.sleep(0.8)
+        where = cursor_at()
+        if where != "Ln 3, Col 8":
+            raise AssertionError(f"the first Tab did not move the cursor to the edit (line 3, column 8): {where!r}")
+        jumped = editor_text()
+        if "if size < 0:" in jumped:
+            raise AssertionError(f"the first Tab applied the edit instead of jumping to it: {jumped!r}")
+        if not next_edit_at("size"):
+            raise AssertionError("the first Tab dropped the next edit")
+        keys(Keys.TAB)  # apply
+        wait_for(lambda: "if size < 0:" in editor_text(), 10, "the rename at the first use")
+        shot("4-next-edit-applied")
+        text = editor_text()
+        if "def area(size, height):" not in text:
+            raise AssertionError(f"unexpected text after the accept: {text!r}")
+        # the rest of the set: the next use
+        d2 = wait_for(lambda: next_edit_at("size"), 20, "the next edit at the second use")
+        without_ghost_text()
+        keys(Keys.TAB)
+        time.sleep(0.8)
+        keys(Keys.TAB)
+        wait_for(lambda: "return size * height" in editor_text(), 10, "the rename at the second use")
+        shot("4-next-edit-second")
+        chord(Keys.CONTROL, "s")
+        area = os.path.join(out, "workspace", "area.py")
+        saved = wait_for(lambda: "return size * height" in open(area).read() and open(area).read(), 10, "area.py saved")
+        if "width" in saved:
+            raise AssertionError(f"area.py still has width: {saved!r}")
+        sent = wait_for(lambda: len(accepts_sent()) >= 2 and accepts_sent(), 5, "the accept commands in the log")
+        time.sleep(0.5)
+        if len(accepts_sent()) != 2:
+            raise AssertionError(f"the accept command was not sent once per edit: {accepts_sent()!r}")
+        results["4 next edit"] = (f"ok: {first}; Tab jumped to {where}; then {d2['after']}; area.py: "
+                                  f"{saved.splitlines()[2].strip()!r}, {saved.splitlines()[4].strip()!r}; "
+                                  f"tandem.acceptNextEdit sent {len(sent)} times")
+    except (TimeoutError, AssertionError) as e:
+        results["4 next edit"] = f"FAILED: {e}; decorations {decorations()!r}; text {editor_text()!r}"; ok = False
+        shot("4-next-edit-failed")
+
+    # 5. no local model: the offer to pull one, and its button runs the pull
     # as a workspace setting: code-server picks up .vscode/settings.json at once
     folder = os.path.join(out, "workspace", ".vscode")
     os.makedirs(folder, exist_ok=True)
@@ -461,17 +573,17 @@ try:
     try:
         toast = wait_for(offer, 30, "the pull offer")
         offer_text = next(l for l in toast.text.splitlines() if "no local model is running" in l)
-        shot("4-pull-offer")
+        shot("5-pull-offer")
         button = next(b for b in toast.find_elements(By.CSS_SELECTOR, ".monaco-button") if "Pull a model" in b.text)
         button.click()
         asked = wait_for(lambda: [l for l in open(hub_log).read().splitlines() if "qwen2.5-coder-1.5b-q8_0.gguf" in l],
                          30, "the pull at the hub")
         time.sleep(2)
-        shot("4-pull-terminal")
-        results["4 pull offer"] = f"ok: {offer_text!r}; the hub was asked {asked[0]!r}"
+        shot("5-pull-terminal")
+        results["5 pull offer"] = f"ok: {offer_text!r}; the hub was asked {asked[0]!r}"
     except (TimeoutError, StopIteration) as e:
-        results["4 pull offer"] = f"FAILED: {e!r}"; ok = False
-        shot("4-pull-offer")
+        results["5 pull offer"] = f"FAILED: {e!r}"; ok = False
+        shot("5-pull-offer")
 except Exception:  # noqa: BLE001
     traceback.print_exc()
     ok = False
@@ -484,7 +596,7 @@ finally:
 
 for k, v in results.items():
     print(f"{k}: {v}")
-steps = ("1 ghost text", "2 tab accepts", "3 explain failure", "4 pull offer")
+steps = ("1 ghost text", "2 tab accepts", "3 explain failure", "4 next edit", "5 pull offer")
 passed = sum(results.get(k, "").startswith("ok") for k in steps)
 print(("PASS" if ok else "FAIL") + f" (screenshots in {shots})")
 print(f"vscode-e2e: {passed} passed, {len(steps) - passed} failed")

@@ -33,6 +33,7 @@ __all__ = [
     "CompletionSettings",
     "DEFAULTS",
     "LocalSettings",
+    "NextEditSettings",
     "PrivacySettings",
     "SETTINGS_SCHEMA",
     "Settings",
@@ -77,6 +78,14 @@ class CompletionSettings:
 
 
 @dataclass(frozen=True)
+class NextEditSettings:
+    enabled: bool | None = None  # None: on when a next-edit model is present
+    model: str | None = None  # None: the completion model when it is a next-edit model
+    template: str = "auto"
+    debounce_ms: int | None = None  # None: chosen by the server
+
+
+@dataclass(frozen=True)
 class PrivacySettings:
     redact_secrets: bool = True
     never_send_to_cloud: tuple[str, ...] = (
@@ -89,11 +98,14 @@ class Settings:
     local: LocalSettings = field(default_factory=LocalSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    next_edit: NextEditSettings = field(default_factory=NextEditSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
 
 DEFAULTS = Settings()
-SECTIONS = tuple(f.name for f in fields(Settings))
+SECTION_KEYS = {f.name: re.sub(r"_([a-z])", lambda m: m.group(1).upper(), f.name) for f in fields(Settings)}
+SECTIONS = tuple(SECTION_KEYS.values())  # as the contract names them: "nextEdit" for Settings().next_edit
+SECTION_ATTRS = {key: attr for attr, key in SECTION_KEYS.items()}
 
 
 # --- validators: return the accepted value or raise _Invalid -------------------------------------
@@ -153,6 +165,10 @@ def _enum(*choices: str) -> Check:
         raise _Invalid(f"is not one of {', '.join(json.dumps(c) for c in choices)}")
     check.choices = choices  # type: ignore[attr-defined]
     return check
+
+
+def _optional_bool(v: Any) -> bool | None:
+    return None if v is None else _bool(v)
 
 
 def _string(v: Any) -> str:
@@ -227,6 +243,11 @@ class SettingSpec:
         return self.key.split(".", 1)[0]
 
     @property
+    def section_attr(self) -> str:
+        """The section's attribute of ``Settings``: ``next_edit`` for ``nextEdit``."""
+        return SECTION_ATTRS[self.section]
+
+    @property
     def attr(self) -> str:
         """The dataclass attribute: camelCase -> snake_case."""
         return re.sub(r"(?<!^)(?=[A-Z])", "_", self.key.split(".", 1)[1]).lower()
@@ -234,7 +255,7 @@ class SettingSpec:
     @property
     def default(self) -> Any:
         """The default in JSON form (tuples as lists)."""
-        value = getattr(getattr(DEFAULTS, self.section), self.attr)
+        value = getattr(getattr(DEFAULTS, self.section_attr), self.attr)
         return list(value) if isinstance(value, tuple) else value
 
 
@@ -284,6 +305,18 @@ SETTINGS_SCHEMA: list[SettingSpec] = [
           "Prompt bound: the most characters before the cursor.", bounds=(1, 1_000_000)),
     _spec("completion.maxSuffixChars", "integer", _int(0, 1_000_000),
           "Prompt bound: the most characters after the cursor.", bounds=(0, 1_000_000)),
+    _spec("nextEdit.enabled", ("boolean", "null"), _optional_bool,
+          "Next-edit suggestions (the matching change at the next place after an edit); null: on when a "
+          "next-edit model is present."),
+    _spec("nextEdit.model", ("string", "null"), _optional(_string),
+          "Model for next edits, on the same local backend and endpoint; null: the completion model when it "
+          "is a next-edit model (Sweep next-edit, Zeta)."),
+    _spec("nextEdit.template", "string", _enum("auto", "sweep", "zeta", "instruct"),
+          "Next-edit prompt format; auto picks by model name; instruct asks a chat model to rewrite the window "
+          "(shown in a fenced block) and reads the answer's fenced block."),
+    _spec("nextEdit.debounceMs", ("integer", "null"), _optional(_int(0, DEBOUNCE_MAX_MS)),
+          "Pause after an edit before a next-edit request (ms); null: chosen by the server.",
+          bounds=(0, DEBOUNCE_MAX_MS)),
     _spec("privacy.redactSecrets", "boolean", _bool,
           "Replace credentials (API keys, tokens, private keys, passwords) before any cloud call."),
     _spec("privacy.neverSendToCloud", "array", _globs,
@@ -395,7 +428,8 @@ def parse_settings(raw: object, *overrides: object) -> tuple[Settings, list[str]
                 problems.append(f"{key}: {shown} {bad.reason}; using the default {json.dumps(spec.default)}")
 
     settings = Settings(**{
-        section: type(getattr(DEFAULTS, section))(**values[section]) for section in SECTIONS
+        SECTION_ATTRS[section]: type(getattr(DEFAULTS, SECTION_ATTRS[section]))(**values[section])
+        for section in SECTIONS
     })
     for key in secret_keys:
         problems.append(

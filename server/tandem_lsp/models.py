@@ -26,12 +26,17 @@ Downloads
     at once with a hint on placing a GGUF by hand.
 
 The catalogue and its digests
-    Every entry is a *base* (not instruct) Qwen2.5-Coder GGUF, pinned to a Hugging Face commit, so the
-    bytes behind a URL cannot change. The Q8_0 files are ggml-org's (the ones llama.cpp's own
-    ``--fim-qwen-*-default`` presets use); the Q4_K_M files come from bartowski and QuantFactory.
+    Every entry is pinned to a Hugging Face commit, so the bytes behind a URL cannot change. All but one
+    are *base* (not instruct) Qwen2.5-Coder GGUFs for fill-in-the-middle, named
+    ``qwen2.5-coder-<params>-<quant>``: the Q8_0 files are ggml-org's (the ones llama.cpp's own
+    ``--fim-qwen-*-default`` presets use); the Q4_K_M files come from bartowski and QuantFactory. The
+    other, ``sweep-next-edit-1.5b``, is Sweep's next-edit model (``sweepai/sweep-next-edit-1.5B``, a
+    Qwen2.5-Coder 1.5B fine-tune that rewrites the lines around the cursor from the recent edits), the
+    Q8_0 GGUF Sweep publishes in that repository.
     Hugging Face itself was not reachable when this was written; the revisions, sizes and sha256
-    digests were taken from public projects that pin the same files and check them (the 1.5B Q8_0 digest
-    from two independent ones), so each is recorded in the entry with ``sha256_source``.
+    digests were taken from public projects that pin the same files and check them (the 1.5B Q8_0 and
+    the Sweep digests from two independent ones each), so each is recorded in the entry with
+    ``sha256_source``.
 
     ``pull`` asks the server first (one HEAD request, redirects not followed): Hugging Face answers a
     ``/resolve/`` URL with ``X-Linked-Etag``, the sha256 of the LFS file, and ``X-Linked-Size``; where
@@ -95,9 +100,11 @@ class ModelEntry:
 
 
 def _hf(params: str, quant: str, repo: str, revision: str, file: str, size: int, sha256: str | None,
-        source: str) -> ModelEntry:
+        source: str, *, name: str | None = None) -> ModelEntry:
+    """A Hugging Face file pinned to ``revision``; named ``qwen2.5-coder-<params>-<quant>`` unless ``name``
+    is given."""
     return ModelEntry(
-        name=f"qwen2.5-coder-{params.lower()}-{quant.lower()}",
+        name=name or f"qwen2.5-coder-{params.lower()}-{quant.lower()}",
         file=file,
         url=f"https://huggingface.co/{repo}/resolve/{revision}/{file}",
         size=size,
@@ -111,6 +118,7 @@ def _hf(params: str, quant: str, repo: str, revision: str, file: str, size: int,
 
 
 SMALLEST = "qwen2.5-coder-0.5b-q8_0"
+SWEEP_NEXT_EDIT = "sweep-next-edit-1.5b"  # Sweep's next-edit model, the one entry not named qwen2.5-coder-*
 
 CATALOGUE: dict[str, ModelEntry] = {
     e.name: e
@@ -138,6 +146,12 @@ CATALOGUE: dict[str, ModelEntry] = {
         _hf("3B", "Q4_K_M", "bartowski/Qwen2.5-Coder-3B-GGUF", "465c183318f1fcb5774394eee76f1b7f224494ec",
             "Qwen2.5-Coder-3B-Q4_K_M.gguf", 1_929_903_200, None,
             "not pinned: taken from Hugging Face's LFS metadata at pull time"),
+        _hf("1.5B", "Q8_0", "sweepai/sweep-next-edit-1.5B", "409016591c6c1a94f545f22328a85a3516118f34",
+            "sweep-next-edit-1.5b.q8_0.v2.gguf", 1_537_269_856,
+            "1321ea5e5d7529e60f9770c6a0b3a965f89542d16cf4ae51bab267f6a88150da",
+            "two independent public projects pinning this revision (size and digest); public Nix "
+            "derivations' fetchurl hash of the same file agrees",
+            name=SWEEP_NEXT_EDIT),
     )
 }
 

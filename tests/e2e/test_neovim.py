@@ -147,11 +147,14 @@ def lua_str(value: str) -> str:
 
 
 def run_nvim(nvim: Nvim, tmp_path: Path, fake: FakeModelServer, scenario: str, *, settings: dict | None = None,
-             env: dict | None = None) -> dict:
+             env: dict | None = None, file: tuple[str, str] = ("calc.py", CALC), prelude: str = PRELUDE,
+             completion: bool = True) -> dict:
+    """One headless Neovim run on ``file`` (name, text) in a project; with ``completion`` False the client's
+    completion is off (only other requests reach the model). Returns what the scenario put in ``out``."""
     project = tmp_path / "project"
     project.mkdir()
     (project / ".git").mkdir()
-    (project / "calc.py").write_text(CALC)
+    (project / file[0]).write_text(file[1])
     home = tmp_path / "home"
     home.mkdir()
     out = tmp_path / "out.json"
@@ -159,12 +162,13 @@ def run_nvim(nvim: Nvim, tmp_path: Path, fake: FakeModelServer, scenario: str, *
         "local": {"backend": "openai", "endpoint": f"{fake.url}/v1", "timeoutMs": 2000},
         "completion": {"debounceMs": 0},
     }
-    init = (INIT.replace("__CLIENT_DIR__", lua_str(str(CLIENT_DIR)))
+    init = (("" if completion else "vim.g.tandem_completion = false\n") + INIT)
+    init = (init.replace("__CLIENT_DIR__", lua_str(str(CLIENT_DIR)))
             .replace("__CMD__", f"{{ {lua_str(sys.executable)}, '-m', 'tandem_lsp' }}")
             .replace("__SETTINGS__", lua_str(json.dumps(settings)))
             .replace("__OUT__", lua_str(str(out)))
-            .replace("__FILE__", lua_str(str(project / "calc.py")))
-            .replace("__PRELUDE__", PRELUDE)
+            .replace("__FILE__", lua_str(str(project / file[0])))
+            .replace("__PRELUDE__", prelude)
             .replace("__SCENARIO__", scenario))
     init_path = tmp_path / "init.lua"
     init_path.write_text(init)
@@ -179,7 +183,7 @@ def run_nvim(nvim: Nvim, tmp_path: Path, fake: FakeModelServer, scenario: str, *
     result = json.loads(out.read_text())
     assert result["errors"] == [], "\n".join(result["errors"]) + f"\nstderr: {proc.stderr}"
     assert result["filetype"] == "python" and result["attached"]
-    if nvim.version < (0, 12):
+    if nvim.version < (0, 12) and completion:
         assert result["autotrigger"]
     return result
 

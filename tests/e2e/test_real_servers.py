@@ -592,3 +592,31 @@ def test_doctor_reports_the_servers_speed_and_the_prompt_it_will_use(llama):
     assert rows["context"].startswith(f"{MODEL_CTX} tokens, batch 2048")
     assert "characters before the cursor for a new file" in rows["prompt"]
     assert "to the first token while typing" in rows["expect"]
+
+
+# -- d. next edits on llama-server: a raw prompt on /completion, in their own slot ------------------------
+async def test_next_edits_go_to_completion_in_their_own_slot_and_leave_the_infill_cache(llama, proxy):
+    """A next-edit rewrite is a raw prompt on /completion in slot 1 (the tiny model's answer is noise, so
+    whether it yields edits is not the point): the completions' slot keeps its cache, so the keystroke
+    after it reads only what changed."""
+    config = settings("llamacpp", proxy.url)
+    config["nextEdit"] = {"enabled": True, "template": "sweep", "debounceMs": 0}
+    async with language_server(config) as (session, _):
+        text, offset = await open_and_read_once(session, proxy)
+        line, character = cursor_position(text[:offset])
+        session.type(URI, line, character, "x")  # an edit for next edits to follow
+        params = {"textDocument": {"uri": URI, "version": 2}, "position": {"line": line, "character": character + 1}}
+        result = await asyncio.wait_for(session.client.protocol.send_request_async(
+            "textDocument/copilotInlineEdit", params), 60)
+        assert isinstance(attr(result, "edits"), (list, tuple))
+        await asyncio.to_thread(proxy.wait_idle)
+        text, offset, [calls] = await type_and_measure(session, proxy, text[:offset] + "x" + text[offset:],
+                                                       offset + 1, ["y"])
+    [nes] = [e for e in finished(proxy.exchanges("/completion")) if "<|file_sep|>current/" in e.body["prompt"]]
+    slots = llama.props().get("total_slots") or 1
+    assert nes.status == 200 and nes.body.get("id_slot") == (1 if slots > 1 else None)
+    assert nes.body["cache_prompt"] is True and nes.body["stream"] is True
+    assert "<|fim_prefix|>" not in nes.body["prompt"]  # raw: no fill-in-the-middle around it
+    assert 0 < nes.final["tokens_predicted"] <= nes.body["n_predict"]
+    assert nes.final["timings"]["prompt_n"] > 0  # the server's own counters came back
+    assert calls and not over_reads(llama, proxy, calls), "the keystroke after a next edit re-read its prompt"

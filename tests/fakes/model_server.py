@@ -381,6 +381,7 @@ class FakeModelServer(FakeHttpServer):
         completion: str = DEFAULT_COMPLETION,
         *,
         script: Callable[[RecordedRequest], str] | None = None,
+        latency_for: Callable[[RecordedRequest], float | None] | None = None,
         chunk_size: int = 4,
         first_token_latency: float = 0.0,
         token_latency: float = 0.0,
@@ -393,6 +394,7 @@ class FakeModelServer(FakeHttpServer):
     ):
         self.completion = completion
         self.script = script
+        self.latency_for = latency_for  # a first-token delay per request (None: first_token_latency)
         self.chunk_size = chunk_size
         self.first_token_latency = first_token_latency
         self.token_latency = token_latency
@@ -449,6 +451,8 @@ class FakeModelServer(FakeHttpServer):
         pieces, finish = _pieces(text, stops, limit, max(1, self.chunk_size), self.max_lines)
         model = rec.body.get("model") or self.models[0]
         first_delay = self.slow_latency if fault == "slow" else self.first_token_latency
+        if fault != "slow" and self.latency_for is not None and (own := self.latency_for(rec)) is not None:
+            first_delay = own
         if not stream and fault != "drop":
             delays = [first_delay] + [self.token_latency] * (len(pieces) - 1)
             for delay in delays:
@@ -492,9 +496,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-lines", type=int, help="end each answer after this many lines")
     parser.add_argument("--fault", choices=[f for f in FAULTS if f])
     parser.add_argument("--model", action="append", dest="models", help="repeatable")
+    parser.add_argument("--next-edit-replace", nargs=2, action="append", metavar=("OLD", "NEW"), default=[],
+                        help="answer next-edit prompts (any template) with the window's whole words OLD replaced "
+                             "by NEW; other prompts get --completion; repeatable")
     args = parser.parse_args(argv)
+    script = None
+    if args.next_edit_replace:
+        import re
+
+        from tests.fakes.next_edit_model import next_edit_script
+
+        words = [(re.compile(rf"(?<!\w){re.escape(old)}(?!\w)"), new) for old, new in args.next_edit_replace]
+
+        def rewrite(window: str, path: str) -> str:
+            lines = window.splitlines(keepends=True)
+            for pattern, new in words:
+                lines = [pattern.sub(new, line) if pattern.search(line) else line for line in lines]
+            return "".join(lines)
+
+        script = next_edit_script(rewrite, args.completion)
     FakeModelServer(
         args.completion,
+        script=script,
         first_token_latency=args.first_token_latency,
         token_latency=args.token_latency,
         max_lines=args.max_lines,

@@ -152,6 +152,35 @@ async def test_llamacpp_body(server, client):
     }
 
 
+async def test_llamacpp_raw_prompt_goes_to_completion_in_its_slot(server, client):
+    """A next-edit rewrite: the prompt continued as it is on /completion, in the slot it names; the
+    finish reason says whether the token limit cut it."""
+    server.completion = "x = 1\ny = 2\n"
+    req = GenerationRequest(prefix="", suffix="", prompt="<|file_sep|>updated/a.py", stop=["<|file_sep|>"],
+                            max_tokens=2, raw=True, slot=1, timeout_ms=900)
+    await collect(LlamaCppBackend(client, server.url).stream(req))
+    assert server.requests[-1].path == "/completion"
+    assert server.requests[-1].body == {
+        "prompt": "<|file_sep|>updated/a.py", "n_predict": 2, "temperature": 0.0, "stop": ["<|file_sep|>"],
+        "stream": True, "cache_prompt": True, "timings_per_token": True, "t_max_predict_ms": 900, "id_slot": 1,
+    }
+    assert req.finish_reason == "length"
+    whole = GenerationRequest(prefix="", suffix="", prompt="p", max_tokens=64, raw=True)
+    await collect(LlamaCppBackend(client, server.url).stream(whole))
+    assert "id_slot" not in server.requests[-1].body and whole.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("kind", ["openai", "ollama"])
+async def test_the_finish_reason_is_reported(server, client, kind):
+    backend = OpenAIBackend(client, f"{server.url}/v1") if kind == "openai" else OllamaBackend(client, server.url)
+    server.completion = "a b c d e f g h"
+    cut = request(max_tokens=1)
+    await collect(backend.stream(cut))
+    full = request(max_tokens=64)
+    await collect(backend.stream(full))
+    assert (cut.finish_reason, full.finish_reason) == ("length", "stop")
+
+
 async def test_llamacpp_puts_the_cursor_line_in_prompt(server, client):
     """input_prefix ends at the start of the cursor line, so it stays byte-identical while typing in a line
     (the server's cache keeps it); the line so far goes in `prompt`, which the server appends to it."""

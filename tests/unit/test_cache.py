@@ -60,3 +60,10 @@ def test_empty_completion_not_stored():
     cache = CompletionCache()
     cache.put(*at(DOC), "")
     assert len(cache) == 0
+
+
+def test_a_lone_surrogate_after_the_cursor_does_not_fail_the_lookup():
+    cache = CompletionCache()
+    text = "x = f(\n    s = '\ud800'\n"
+    cache.put(text, 6, "a)")
+    assert cache.get(text, 6) == "a)"

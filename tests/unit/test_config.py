@@ -12,6 +12,7 @@ from tandem_lsp.config import (
     CloudSettings,
     CompletionSettings,
     LocalSettings,
+    NextEditSettings,
     PrivacySettings,
     Settings,
     SettingsReporter,
@@ -39,6 +40,10 @@ CONTRACT_DEFAULTS = {
     "completion.multiline": "auto",
     "completion.maxPrefixChars": 8000,
     "completion.maxSuffixChars": 2000,
+    "nextEdit.enabled": None,
+    "nextEdit.model": None,
+    "nextEdit.template": "auto",
+    "nextEdit.debounceMs": None,
     "privacy.redactSecrets": True,
     "privacy.neverSendToCloud": [".env", ".env.*", "**/*.pem", "**/*.key", "**/id_rsa*", "**/secrets/**"],
 }
@@ -62,6 +67,10 @@ ATTRS = {
     "completion.multiline": ("completion", "multiline"),
     "completion.maxPrefixChars": ("completion", "max_prefix_chars"),
     "completion.maxSuffixChars": ("completion", "max_suffix_chars"),
+    "nextEdit.enabled": ("next_edit", "enabled"),
+    "nextEdit.model": ("next_edit", "model"),
+    "nextEdit.template": ("next_edit", "template"),
+    "nextEdit.debounceMs": ("next_edit", "debounce_ms"),
     "privacy.redactSecrets": ("privacy", "redact_secrets"),
     "privacy.neverSendToCloud": ("privacy", "never_send_to_cloud"),
 }
@@ -83,7 +92,7 @@ def nested(key: str, value) -> dict:
 def test_defaults_match_the_contract():
     assert {key: get(DEFAULTS, key) for key in ATTRS} == CONTRACT_DEFAULTS
     assert DEFAULTS == Settings() == Settings(LocalSettings(), CloudSettings(), CompletionSettings(),
-                                              PrivacySettings())
+                                              NextEditSettings(), PrivacySettings())
     assert isinstance(DEFAULTS.privacy.never_send_to_cloud, tuple)
 
 
@@ -95,11 +104,11 @@ def test_settings_are_frozen():
 def test_schema_lists_every_key_once_with_its_default():
     assert [spec.key for spec in SETTINGS_SCHEMA] == list(CONTRACT_DEFAULTS)
     for spec in SETTINGS_SCHEMA:
-        assert (spec.section, spec.attr) == ATTRS[spec.key]
+        assert (spec.section_attr, spec.attr) == ATTRS[spec.key]
         assert spec.default == CONTRACT_DEFAULTS[spec.key]
         assert spec.description and spec.type
     # ... and every dataclass field is in the schema (the table is complete).
-    schema_attrs = {(s.section, s.attr) for s in SETTINGS_SCHEMA}
+    schema_attrs = {(s.section_attr, s.attr) for s in SETTINGS_SCHEMA}
     for section in dataclasses.fields(Settings):
         for f in dataclasses.fields(getattr(DEFAULTS, section.name)):
             assert (section.name, f.name) in schema_attrs
@@ -112,6 +121,7 @@ def test_schema_enums():
         "local.fimTemplate": ("auto", "qwen", "starcoder", "codellama", "deepseek", "codestral", "chat"),
         "cloud.provider": ("anthropic",),
         "completion.multiline": ("auto", "always", "never"),
+        "nextEdit.template": ("auto", "sweep", "zeta", "instruct"),
     }
 
 
@@ -178,6 +188,13 @@ VALID = [
     ("completion.maxPrefixChars", 4000, 4000),
     ("completion.maxSuffixChars", 0, 0),
     ("completion.maxSuffixChars", 500, 500),
+    ("nextEdit.enabled", False, False),
+    ("nextEdit.enabled", True, True),
+    ("nextEdit.model", "sweep-next-edit-1.5b", "sweep-next-edit-1.5b"),
+    ("nextEdit.model", "", None),
+    *[("nextEdit.template", t, t) for t in ("auto", "sweep", "zeta", "instruct")],
+    ("nextEdit.debounceMs", 0, 0),
+    ("nextEdit.debounceMs", 350, 350),
     ("privacy.redactSecrets", False, False),
     ("privacy.neverSendToCloud", [], []),
     ("privacy.neverSendToCloud", ["*.secret", "vault/**"], ["*.secret", "vault/**"]),
@@ -254,6 +271,13 @@ INVALID = [
     ("cloud.timeoutMs", 0),
     ("cloud.timeoutMs", 10),
     ("cloud.timeoutMs", 10**9),
+    ("nextEdit.enabled", "yes"),
+    ("nextEdit.enabled", 1),
+    ("nextEdit.model", 3),
+    ("nextEdit.template", "chat"),
+    ("nextEdit.debounceMs", -1),
+    ("nextEdit.debounceMs", "auto"),
+    ("nextEdit.debounceMs", 5000),
     ("completion.debounceMs", -1),
     ("completion.debounceMs", "fast"),
     ("completion.debounceMs", "150"),

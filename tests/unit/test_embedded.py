@@ -471,3 +471,56 @@ async def test_a_prompt_with_lone_surrogates_and_nul_is_generated_from(backend):
     chat = GenerationRequest(prefix="", suffix="", prompt="", max_tokens=8, timeout_ms=10_000,
                              messages=[{"role": "user", "content": "explain '\ud800'"}])
     assert await collect(backend, chat)
+
+
+async def test_a_raw_prompt_is_read_as_it_is_not_as_fill_in_the_middle(backend):
+    """Next-edit rewrites continue their prompt: no FIM tokens around it, even on a FIM model."""
+    prompt = "<|file_sep|>current/a.py\nx = 1\n<|file_sep|>updated/a.py"
+    raw = GenerationRequest(prefix="", suffix="", prompt=prompt, raw=True, max_tokens=4, timeout_ms=10_000)
+    tokens = await asyncio.get_running_loop().run_in_executor(backend._executor, backend.prompt_tokens, raw)
+    pre, suf, mid = backend.fim_ids
+    assert pre not in tokens and suf not in tokens and mid not in tokens
+    assert backend._llm.detokenize(tokens).decode().endswith("updated/a.py")
+    assert "".join(await collect(backend, raw)) is not None
+    assert raw.finish_reason in ("stop", "length")
+
+
+async def test_end_to_end_next_edit_from_a_sweep_named_model_file(tmp_path, tiny_model):
+    """A model file named as the catalogue names Sweep's (``sweep-next-edit-1.5b.gguf``) turns next edits on
+    by itself (no nextEdit setting) with the sweep template, run in-process as a raw prompt; the call is a
+    local call in the ledger. (The tiny model writes noise: whether its rewrite yields edits is not the point.)"""
+    from lsprotocol import types
+    from pytest_lsp import ClientServerConfig, client_capabilities
+
+    model = tmp_path / "sweep-next-edit-1.5b.gguf"
+    model.write_bytes(tiny_model.read_bytes())
+    env = {**os.environ, "TANDEM_STATE_DIR": str(tmp_path / "state")}
+    client = await ClientServerConfig(server_command=[sys.executable, "-m", "tandem_lsp"], server_env=env).start()
+    try:
+        await client.initialize_session(types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"), root_uri="file:///project",
+            initialization_options={"local": {"backend": "embedded", "modelPath": str(model)},
+                                    "nextEdit": {"debounceMs": 0}}))
+        uri = "file:///project/geometry.py"
+        text = "def area(width, height):\n    return width * height\n"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+        rng = types.Range(start=types.Position(line=0, character=9), end=types.Position(line=0, character=14))
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(range=rng, text="w")]))
+        params = {"textDocument": {"uri": uri, "version": 2}, "position": {"line": 0, "character": 10}}
+        stats = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # asked again while the model loads in the background
+            answer = await client.protocol.send_request_async("textDocument/copilotInlineEdit", params)
+            assert isinstance(getattr(answer, "edits", None), (list, tuple))
+            stats = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tandem.stats"))
+            if stats["nextEdit"]["modelCalls"]:
+                break
+            await asyncio.sleep(0.3)
+        assert stats["nextEdit"]["modelCalls"] >= 1 and stats["localModel"]["model"] == "sweep-next-edit-1.5b"
+        assert stats["local"]["calls"] >= 1  # recorded in the ledger as a local call
+        await client.shutdown_session()
+    finally:
+        await client.stop()

@@ -6,6 +6,7 @@ catalogue at it and CATALOGUE is monkeypatched with test entries."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -46,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         srv = self.server
         srv.requests.append({"method": "HEAD", "path": self.path, "range": None})
-        if self.path == HF_RESOLVE and srv.head_status is None:
+        if self.path in (HF_RESOLVE, *srv.resolve_paths) and srv.head_status is None:
             return self._hf_headers(srv)
         self.send_response(srv.head_status or 404)
         self.send_header("Content-Length", "0")
@@ -55,7 +56,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         srv = self.server
         srv.requests.append({"method": "GET", "path": self.path, "range": self.headers.get("Range")})
-        if self.path == HF_RESOLVE:
+        if self.path in (HF_RESOLVE, *srv.resolve_paths):
             return self._hf_headers(srv)
         if self.path == HF_TREE and srv.tree_oid:
             body = json.dumps([{"type": "file", "path": "README.md", "oid": "1" * 40, "size": 10},
@@ -111,6 +112,7 @@ def server():
     srv.daemon_threads = True
     srv.data, srv.mode, srv.cut_after, srv.requests = BLOB, "normal", None, []
     srv.head_status, srv.linked_etag, srv.tree_oid, srv.served = 501, BLOB_SHA, None, None
+    srv.resolve_paths = ()  # more /resolve/ paths answered like HF_RESOLVE (a real catalogue entry's)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
@@ -164,10 +166,13 @@ def test_catalogue_is_base_qwen_coder_gguf_pinned_to_revisions():
     for size in ("0.5b", "1.5b", "3b"):
         for quant in ("q8_0", "q4_k_m"):
             assert f"qwen2.5-coder-{size}-{quant}" in names
+    assert names - {models.SWEEP_NEXT_EDIT} == {n for n in names if n.startswith("qwen2.5-coder-")}
     for entry in models.CATALOGUE.values():
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision), entry.name
         assert entry.url == f"https://huggingface.co/{entry.repo}/resolve/{entry.revision}/{entry.file}"
-        assert entry.file.endswith(".gguf") and entry.file.lower().startswith("qwen2.5-coder-")
+        assert entry.file.endswith(".gguf")
+        if entry.name != models.SWEEP_NEXT_EDIT:
+            assert entry.file.lower().startswith("qwen2.5-coder-"), entry.name
         assert "instruct" not in entry.url.lower()  # FIM needs the base models
         assert entry.params.lower() in entry.file.lower() and entry.quant.lower() in entry.file.lower()
         assert entry.size > 0 and entry.sha256_source
@@ -175,6 +180,58 @@ def test_catalogue_is_base_qwen_coder_gguf_pinned_to_revisions():
     assert models.CATALOGUE[models.RECOMMENDED].sha256 and models.CATALOGUE[models.SMALLEST].sha256
     digests = [e.sha256 for e in models.CATALOGUE.values() if e.sha256]
     assert len(digests) == len(set(digests))
+
+
+SWEEP_REVISION = "409016591c6c1a94f545f22328a85a3516118f34"
+SWEEP_FILE = "sweep-next-edit-1.5b.q8_0.v2.gguf"
+SWEEP_RESOLVE = f"/sweepai/sweep-next-edit-1.5B/resolve/{SWEEP_REVISION}/{SWEEP_FILE}"
+
+
+def test_sweep_next_edit_is_pinned():
+    entry = models.CATALOGUE["sweep-next-edit-1.5b"]
+    assert entry.name == models.SWEEP_NEXT_EDIT == "sweep-next-edit-1.5b"
+    assert entry.repo == "sweepai/sweep-next-edit-1.5B" and entry.file == SWEEP_FILE
+    assert entry.revision == SWEEP_REVISION and re.fullmatch(r"[0-9a-f]{40}", entry.revision)
+    assert entry.url == "https://huggingface.co" + SWEEP_RESOLVE
+    assert (entry.params, entry.quant) == ("1.5B", "Q8_0")
+    assert 1.4e9 < entry.size < 1.7e9  # a 1.5B model at 8 bits a weight (plus its embeddings)
+    assert entry.size == 1_537_269_856
+    assert entry.sha256 == "1321ea5e5d7529e60f9770c6a0b3a965f89542d16cf4ae51bab267f6a88150da"
+    assert entry.sha256_source
+    # the existing names are unchanged by the explicit name
+    assert models.SMALLEST in models.CATALOGUE and models.RECOMMENDED in models.CATALOGUE
+
+
+def test_pull_sweep_next_edit(env, server, monkeypatch, capsys):
+    """`pull sweep-next-edit-1.5b` asks the entry's own pinned URL and installs <models>/<name>.gguf once the
+    digest is checked (the stand-in serves a small file, so the entry's digest is that file's here)."""
+    real = models.CATALOGUE["sweep-next-edit-1.5b"]
+    monkeypatch.setitem(models.CATALOGUE, real.name, dataclasses.replace(real, sha256=BLOB_SHA, size=len(BLOB)))
+    server.head_status, server.resolve_paths = None, (SWEEP_RESOLVE,)
+    assert cli("pull", "sweep-next-edit-1.5b") == 0
+    captured = capsys.readouterr()
+    final = env / "sweep-next-edit-1.5b.gguf"
+    assert captured.out.strip() == str(final)
+    assert "sha256 verified (the catalogue)" in captured.err
+    assert final.read_bytes() == BLOB and not (env / "sweep-next-edit-1.5b.gguf.part").exists()
+    assert (env / "default.txt").read_text().split() == ["sweep-next-edit-1.5b"]
+    assert [(r["method"], r["path"]) for r in server.requests] == [
+        ("HEAD", SWEEP_RESOLVE), ("GET", SWEEP_RESOLVE), ("GET", "/cdn/tiny?X-Amz-Signature=abc")]
+    assert cli("list") == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if "sweep-next-edit-1.5b " in l)
+    assert line.startswith("*") and "present" in line and str(final) in line
+
+
+def test_pull_sweep_next_edit_checks_the_pinned_digest(env, server, capsys):
+    """The real entry: a file that is not the pinned one is refused, and nothing is installed."""
+    server.head_status, server.resolve_paths = None, (SWEEP_RESOLVE,)
+    server.linked_etag = models.CATALOGUE["sweep-next-edit-1.5b"].sha256  # the server agrees with the pin
+    assert cli("pull", "sweep-next-edit-1.5b") == 1
+    err = capsys.readouterr().err
+    assert "sha256 mismatch" in err and BLOB_SHA in err
+    assert not (env / "sweep-next-edit-1.5b.gguf").exists()
+    assert not (env / "sweep-next-edit-1.5b.gguf.part").exists()
+    assert models.default_model_path() is None
 
 
 def test_url_override_keeps_the_path(monkeypatch):

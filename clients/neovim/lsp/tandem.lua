@@ -29,8 +29,8 @@
 --- optional. `local` is a Lua keyword: write `['local']`.
 ---
 --- The commands (`:TandemExplainFailure`, `:TandemPlanRefactor`, `:TandemAsk`, `:TandemStats`,
---- `:TandemPullModel`, `:TandemToggleCompletion`) and inline completion come from
---- `plugin/tandem.lua` in the same folder.
+--- `:TandemPullModel`, `:TandemToggleCompletion`, `:TandemNextEdit`), inline completion and
+--- next-edit suggestions come from `plugin/tandem.lua` in the same folder.
 
 --- The contract's defaults, spelled out so that they are easy to find and override.
 local defaults = {

@@ -7,6 +7,9 @@
 --   vim.g.tandem_split = 'botright split'  -- how the Markdown result split opens ('vsplit', ...)
 --   vim.g.tandem_focus_result = true  -- move the cursor into the result split
 --   vim.g.tandem_results_split = false -- let the server's result file open instead of the split
+--   vim.g.tandem_next_edit = false    -- no next-edit suggestions (also: the nextEdit.enabled setting)
+--   vim.g.tandem_next_edit_key = '<Tab>'          -- Normal mode: jump to the next edit, then accept it
+--   vim.g.tandem_next_edit_dismiss_key = '<Esc>'  -- Normal mode: hide it (false: no mapping)
 if vim.g.loaded_tandem then
   return
 end
@@ -49,3 +52,13 @@ end, { nargs = 0, desc = 'Tandem: turn completion (0.12+: ghost text) off, or ba
 cmd('TandemPullModel', function(opts)
   tandem.pull_model(opts)
 end, { nargs = '?', desc = 'Tandem: download a model to run inside Tandem [name] (tandem-lsp models pull)' })
+
+cmd('TandemNextEdit', function()
+  if not require('tandem.next_edit').jump_or_accept() then
+    vim.notify('Tandem: no next edit is shown', vim.log.levels.INFO)
+  end
+end, { nargs = 0, desc = 'Tandem: jump to the next-edit suggestion; when there, accept it' })
+
+cmd('TandemNextEditDismiss', function()
+  require('tandem.next_edit').dismiss()
+end, { nargs = 0, desc = 'Tandem: hide the next-edit suggestion' })

@@ -20,6 +20,15 @@ import pkg from '../package.json';
 import { DiscoveryProbes, findServer, INSTALL_HINT, ServerCommand, ServerNotFoundError, venvRoots } from './discovery';
 import { CommandResult, resultMarkdown, statsMarkdown } from './markdown';
 import { offersPull, pullCommand, RECOMMENDED_MODEL, RECOMMENDED_SIZE, shellCommandLine } from './models';
+import {
+  DID_SHOW_METHOD,
+  INLINE_ACCEPTED_COMMAND,
+  NextEdit,
+  NextEditController,
+  NextEditHost,
+  NextEditResult,
+  REQUEST_METHOD,
+} from './nextEdit';
 import { buildSettingsTree, serverSettingKeys } from './settings';
 
 const SECTION = 'tandem';
@@ -49,6 +58,7 @@ let statsTimer: NodeJS.Timeout | undefined;
 let serverCommand: ServerCommand | undefined;
 let pullOffered = false; // the "no local model" offer is made once per session
 let extensionPath: string | undefined;
+let nextEdit: NextEditController | undefined;
 
 // The Tandem checkout this bundle was built in, recorded by scripts/build.js ('' elsewhere; undefined in
 // the unit tests' bundles, which are built without it).
@@ -118,6 +128,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     { dispose: () => statsTimer && clearInterval(statsTimer) },
   );
+  nextEdit = new NextEditController(nextEditHost(context));
+  const nes = nextEdit;
+  context.subscriptions.push(
+    nes,
+    vscode.workspace.onDidChangeTextDocument((e) => nes.onDidChangeTextDocument(e)),
+    vscode.window.onDidChangeTextEditorSelection((e) => nes.onDidChangeTextEditorSelection(e)),
+    vscode.window.onDidChangeActiveTextEditor((e) => nes.onDidChangeActiveTextEditor(e)),
+    vscode.commands.registerCommand('tandem.vscode.nextEdit.tab', () => nes.tab()),
+    vscode.commands.registerCommand('tandem.vscode.nextEdit.dismiss', () => nes.dismiss()),
+    vscode.commands.registerCommand(INLINE_ACCEPTED_COMMAND, (edit: NextEdit) => nes.acceptedInline(edit)),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('tandem.nextEdit.enabled') && !nextEditSettingOn()) nes.dismiss();
+    }),
+  );
+  nes.onDidChangeActiveTextEditor(vscode.window.activeTextEditor);
   statsTimer = setInterval(() => void refreshCost(), STATS_POLL_MS);
   await startServer();
 }
@@ -143,6 +168,47 @@ async function pullModel(): Promise<void> {
 }
 
 // --- the server ------------------------------------------------------------------------------
+
+// --- next edits (src/nextEdit.ts) -----------------------------------------------------------
+
+function nextEditSettingOn(): boolean {
+  return vscode.workspace.getConfiguration(SECTION).get('nextEdit.enabled') !== false;
+}
+
+/** The server said `capabilities.experimental.copilotInlineEdit: true` in its initialize result. */
+export function offersNextEdits(initializeResult: unknown): boolean {
+  const caps = (initializeResult as { capabilities?: { experimental?: { copilotInlineEdit?: unknown } } } | undefined)
+    ?.capabilities;
+  return caps?.experimental?.copilotInlineEdit === true;
+}
+
+function nextEditHost(context: vscode.ExtensionContext): NextEditHost {
+  const running = () => (client && client.state === State.Running ? client : undefined);
+  return {
+    enabled: () => {
+      const c = running();
+      return !!c && offersNextEdits(c.initializeResult) && nextEditSettingOn();
+    },
+    request: async (params, token) => {
+      const c = running();
+      return c ? ((await c.sendRequest(REQUEST_METHOD, params, token)) as NextEditResult | null) : null;
+    },
+    notifyShown: (edit) => void running()?.sendNotification(DID_SHOW_METHOD, { item: edit }),
+    executeCommand: async (command) => {
+      const c = running();
+      if (!c) return undefined;
+      // straight to the server (not through a VS Code command), so it runs there once
+      log.info(`next edit accepted: ${command.command} ${JSON.stringify(command.arguments ?? [])} sent`);
+      return c.sendRequest(ExecuteCommandRequest.type, { command: command.command, arguments: command.arguments ?? [] });
+    },
+    activeEditor: () => vscode.window.activeTextEditor,
+    setContext: (key, value) => void vscode.commands.executeCommand('setContext', key, value),
+    triggerInline: () => void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'),
+    fallbackTab: () => void vscode.commands.executeCommand('tab'),
+    log: (message) => log.info(message),
+    gutterIcon: vscode.Uri.file(path.join(context.extensionPath, 'media', 'next-edit.svg')),
+  };
+}
 
 async function startServer(): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
@@ -184,6 +250,9 @@ async function startServer(): Promise<void> {
     synchronize: { configurationSection: SECTION },
     middleware: {
       provideInlineCompletionItems: async (document, position, context, token, next) => {
+        // a next edit on the cursor line that VS Code can show as ghost text takes the place of a completion
+        const edit = nextEdit?.inlineItem(document, position);
+        if (edit) return [edit];
         inFlight++;
         renderStatus();
         try {
@@ -289,6 +358,7 @@ export function fixInlineContext(context: vscode.InlineCompletionContext): vscod
 async function stopServer(): Promise<void> {
   const c = client;
   client = undefined;
+  nextEdit?.dismiss();
   if (!c) return;
   try {
     if (c.state === State.Running) await c.stop(5000);

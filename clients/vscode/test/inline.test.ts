@@ -21,3 +21,13 @@ describe('inline completion context (vscode-languageclient 9.0.1 workaround)', (
     });
   });
 });
+
+describe('next edits: the capability', () => {
+  it('is read from capabilities.experimental.copilotInlineEdit', async () => {
+    const { offersNextEdits } = await import('../src/extension');
+    assert.equal(offersNextEdits({ capabilities: { experimental: { copilotInlineEdit: true, tandem: { nextEdit: true } } } }), true);
+    assert.equal(offersNextEdits({ capabilities: { experimental: {} } }), false);
+    assert.equal(offersNextEdits({ capabilities: {} }), false);
+    assert.equal(offersNextEdits(undefined), false);
+  });
+});

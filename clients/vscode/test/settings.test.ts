@@ -40,7 +40,7 @@ describe('settings mapping', () => {
     assert.ok(keys.includes('local.backend'));
     assert.ok(keys.includes('privacy.neverSendToCloud'));
     for (const key of CLIENT_ONLY_KEYS) assert.ok(!keys.includes(key), key);
-    for (const key of keys) assert.match(key, /^(local|cloud|completion|privacy)\.[a-zA-Z]+$/);
+    for (const key of keys) assert.match(key, /^(local|cloud|completion|nextEdit|privacy)\.[a-zA-Z]+$/);
   });
 
   it('turns the defaults into the nested tree the server expects', () => {

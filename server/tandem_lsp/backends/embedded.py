@@ -249,8 +249,10 @@ class EmbeddedBackend:
         """The prompt as token ids (worker thread only): native FIM when the model has FIM tokens."""
         llm = self._llm
         if budget is None:
-            budget = max(16, min(self.n_ctx - max(1, req.max_tokens) - 1, self.prompt_budget()))
-        if self.fim_ids is not None:
+            # a raw prompt (a next-edit rewrite) is read whole when the context holds it: its end is the window
+            limit = self.n_ctx if req.raw else self.prompt_budget()
+            budget = max(16, min(self.n_ctx - max(1, req.max_tokens) - 1, limit))
+        if self.fim_ids is not None and not req.raw:
             pre, suf, mid = self.fim_ids
             room = budget - 3
             limit = self.suffix_budget(room)
@@ -311,6 +313,7 @@ class EmbeddedBackend:
                 if first:
                     self.last_prompt_tokens_evaluated = self._evaluated
                     first = False
+                    first_at = time.perf_counter()
                 self.tokens_generated += 1
                 if stop.is_set():
                     self.tokens_after_stop += 1
@@ -337,6 +340,7 @@ class EmbeddedBackend:
                         put("text", text[sent:safe])
                         sent = safe
                 if len(generated) >= req.max_tokens or stop.is_set():
+                    req.finish_reason = "length" if len(generated) >= req.max_tokens else None
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     break
@@ -344,6 +348,10 @@ class EmbeddedBackend:
                     break  # the context is full
             if first:
                 self.last_prompt_tokens_evaluated = self._evaluated
+            if req.finish_reason is None and not stop.is_set():
+                req.finish_reason = "stop"
+            if not first and len(generated) > 8:  # the writing speed, for sizing next-edit windows
+                self.profile.note_write(len(generated) - 1, (time.perf_counter() - first_at) * 1000)
             tail = text[sent:] + decoder.decode(b"", final=True)
             if tail and not stop.is_set():
                 put("text", tail)

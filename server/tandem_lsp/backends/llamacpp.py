@@ -50,13 +50,9 @@ def split_cursor_line(prefix: str) -> tuple[str, str]:
     return head + newline, line
 
 
-def infill_body(req: GenerationRequest) -> dict:
-    input_prefix, line = split_cursor_line(req.prefix)
+def _generation(req: GenerationRequest) -> dict:
+    """What every streamed generation asks for: the answer's bounds, the cache, the server's timings."""
     return {
-        "input_prefix": input_prefix,
-        "prompt": line,
-        "input_suffix": req.suffix,
-        "input_extra": [{"filename": s.path, "text": s.text} for s in req.snippets],
         "n_predict": 0 if req.warm_only else req.max_tokens,
         "temperature": req.temperature,
         "stop": req.stop,
@@ -64,8 +60,30 @@ def infill_body(req: GenerationRequest) -> dict:
         "cache_prompt": True,
         "timings_per_token": True,
         "t_max_predict_ms": req.timeout_ms,
+    }
+
+
+def infill_body(req: GenerationRequest) -> dict:
+    input_prefix, line = split_cursor_line(req.prefix)
+    return {
+        "input_prefix": input_prefix,
+        "prompt": line,
+        "input_suffix": req.suffix,
+        "input_extra": [{"filename": s.path, "text": s.text} for s in req.snippets],
+        **_generation(req),
         "id_slot": SLOT,
     }
+
+
+def completion_body(req: GenerationRequest) -> dict:
+    """A raw prompt continued as it is (next-edit rewrites) on /completion, in the request's slot when it
+    names one (so that it leaves the completions' slot and its cache alone)."""
+    body = {"prompt": req.prompt, **_generation(req)}
+    if req.slot is not None:
+        body["id_slot"] = req.slot
+    if req.model:
+        body["model"] = req.model
+    return body
 
 
 def report_from(event: dict, prompt_chars: int) -> ServerReport | None:
@@ -205,11 +223,15 @@ class LlamaCppBackend(HttpBackend):
             async for text in self._openai.stream(req):
                 yield text
             return
-        body = infill_body(req)
-        chars = len(req.prefix) + len(req.suffix) + sum(len(s.path) + len(s.text) + 1 for s in req.snippets)
+        if req.raw:
+            body, path = completion_body(req), "/completion"
+            chars = len(req.prompt)
+        else:
+            body, path = infill_body(req), "/infill"
+            chars = len(req.prefix) + len(req.suffix) + sum(len(s.path) + len(s.text) + 1 for s in req.snippets)
         report: ServerReport | None = None
         try:
-            async with open_stream(self.client, self.name, "POST", f"{self.endpoint}/infill", body) as response:
+            async with open_stream(self.client, self.name, "POST", f"{self.endpoint}{path}", body) as response:
                 async for event in sse_events(response, self.name):
                     if event is None:  # data: [DONE], which /infill does not send but a proxy might
                         return
@@ -220,6 +242,8 @@ class LlamaCppBackend(HttpBackend):
                     if text and not req.warm_only:
                         yield text
                     if event.get("stop"):
+                        limit = event.get("stop_type") == "limit" or event.get("stopped_limit") is True
+                        req.finish_reason = "length" if limit else "stop"
                         return
             raise BackendError(f"{self.name}: stream ended before stop")
         finally:

@@ -138,6 +138,8 @@ class OllamaBackend(HttpBackend):
                     raise BackendError(f"{self.name}: unexpected stream event") from None
                 yield text or ""
                 if event.get("done"):
+                    reason = event.get("done_reason")
+                    req.finish_reason = reason if isinstance(reason, str) else "stop"
                     report = self._report(event, len(req.prompt))
                     if report is not None and not self._read_before and not chat:
                         report.prompt_tokens = report.read_tokens  # nothing was cached: the whole prompt

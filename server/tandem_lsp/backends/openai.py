@@ -104,6 +104,8 @@ class OpenAIBackend(HttpBackend):
                     if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int) and not chat:
                         self.profile.note_chars(len(req.prompt), usage["prompt_tokens"])
                     for choice in event.get("choices") or ():  # a usage-only chunk has no choices
+                        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+                            req.finish_reason = choice["finish_reason"]
                         try:
                             text = (choice["delta"].get("content") if chat else choice["text"]) or ""
                         except (KeyError, TypeError, AttributeError):

@@ -31,6 +31,9 @@ class GenerationRequest:
     messages: list[dict] | None = None  # set for the `chat` template: OpenAI-style chat messages
     timeout_ms: int = 2500  # used by llama.cpp's t_max_predict_ms
     warm_only: bool = False  # read the prompt into the server's cache and generate nothing
+    raw: bool = False  # continue ``prompt`` as it is (no fill-in-the-middle): next-edit rewrites
+    slot: int | None = None  # llama-server slot to use (None: the backend's own choice)
+    finish_reason: str | None = None  # set by the backend when the stream ends: "stop", or "length" (the limit)
 
 
 @dataclass

@@ -18,7 +18,9 @@ SUFFIX_FP_CHARS = 200
 
 def suffix_fingerprint(text: str, offset: int) -> str:
     """A short fingerprint of the text after the cursor (its start is what matters to a suggestion)."""
-    return hashlib.blake2b(text[offset : offset + SUFFIX_FP_CHARS].encode(), digest_size=8).hexdigest()
+    # surrogatepass: a lone surrogate in the document (which UTF-8 cannot carry) must not fail the lookup
+    suffix = text[offset : offset + SUFFIX_FP_CHARS].encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(suffix, digest_size=8).hexdigest()
 
 
 def prefix_key(text: str, offset: int, key_chars: int = KEY_CHARS) -> str:

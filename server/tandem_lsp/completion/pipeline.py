@@ -27,6 +27,7 @@ from tandem_lsp.completion.request import CompletionRequest, GenerationRequest, 
 from tandem_lsp.completion.sizing import COLD_READ_S, WARM_MIN_TOKENS, PromptStart, ReadEstimate, budget
 from tandem_lsp.completion.templating import FimTemplate, build_generation, pick_template
 from tandem_lsp.config import Settings
+from tandem_lsp.latest import latest_wins
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class CompletionEngine:
     recent: RecentEdits = field(default_factory=RecentEdits)
     stats: CompletionStats = field(default_factory=CompletionStats)
     prefetch_enabled: bool = True
+    on_model_call: Callable[[], None] = lambda: None  # a completion is about to use the model (next edits yield)
 
     def __post_init__(self) -> None:
         self._docs: dict[str, _DocState] = {}
@@ -119,31 +121,23 @@ class CompletionEngine:
         source = str(info.get("source", "unknown")) if isinstance(info, dict) else "unknown"
         self.stats.accepted[source] = self.stats.accepted.get(source, 0) + 1
 
+    def busy(self) -> bool:
+        """A completion request is waiting or generating (a speculative one does not count), or a cache
+        warm-up is reading: the model is, or is about to be, in use for completions."""
+        return self._warming_now() or any(
+            st.active is not None or (st.gen is not None and not st.gen.done and not st.gen.prefetch)
+            for st in self._docs.values())
+
     # -- the request --------------------------------------------------------------------------
     async def complete(self, req: CompletionRequest) -> Suggestion | None:
         """Answer one request; None when superseded, cancelled by a newer key, or nothing to show."""
         self.stats.requests += 1
         st = self._docs.setdefault(req.uri, _DocState())
-        if st.active is not None:
-            st.active.set()  # latest wins: the previous request of this document answers None now
-        superseded = st.active = asyncio.Event()
-        work = asyncio.ensure_future(self._complete(req, st))
-        waiter = asyncio.ensure_future(superseded.wait())
-        try:
-            await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # $/cancelRequest
-            work.cancel()
-            self._client_cancelled(st)
-            raise
-        finally:
-            waiter.cancel()
-            if st.active is superseded:
-                st.active = None
-        if not work.done():
-            work.cancel()
+        # latest wins: the previous request of this document answers None now ($/cancelRequest: see below)
+        answered, suggestion = await latest_wins(st, self._complete(req, st), lambda: self._client_cancelled(st))
+        if not answered:
             self.stats.superseded += 1
             return None
-        suggestion = work.result()
         if suggestion is not None:
             self.stats.answered += 1
             log.debug("suggestion from %s in %.1f ms: %r", suggestion.source, suggestion.latency_ms, suggestion.text[:40])
@@ -236,6 +230,8 @@ class CompletionEngine:
                 return None  # a speculative call never displaces a real one
             st.gen.abort("replaced")
         request, ctx, start = self._build(backend, template, text, offset, uri, language_id, prefetch=prefetch)
+        if not prefetch:
+            self.on_model_call()
         profile = getattr(backend, "profile", None)
         read_s = self._reads.seconds(request.prompt, profile) if request.prompt else 0.0
         if prefetch and (read_s > PREFETCH_READ_S or self._warming_now()):
@@ -320,6 +316,7 @@ class CompletionEngine:
             if read_s <= COLD_READ_S or self._reads.tokens(warm.prompt, profile) < WARM_MIN_TOKENS:
                 return  # the stable part is (nearly all) cached: only the line and the suffix are read
             warm.warm_only = True
+            self.on_model_call()
             task = asyncio.ensure_future(self._run_warm(backend, warm, min(WARM_TIMEOUT_S, 5 + 2 * read_s)))
             self._warming = (task, warm.prompt)
             log.debug("warming the server's cache: ~%.1f s of reading", read_s)

@@ -131,3 +131,66 @@ def lsp_completion_list(
             )
         ],
     )
+
+
+# -- next edits (textDocument/copilotInlineEdit, in the shape of GitHub Copilot's language server) ------------
+NEXT_EDIT_METHOD = "textDocument/copilotInlineEdit"
+NEXT_EDIT_SHOWN = "textDocument/didShowInlineEdit"
+ACCEPT_NEXT_EDIT = "tandem.acceptNextEdit"
+
+
+def plain(obj: object, depth: int = 0) -> object:
+    """Plain JSON data of what pygls hands a handler of a method lsprotocol does not know (nested named
+    tuples, ``pygls.protocol.Object``)."""
+    if depth > 20:
+        return None
+    if hasattr(obj, "_asdict"):
+        obj = obj._asdict()
+    if isinstance(obj, dict):
+        return {str(k): plain(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v, depth + 1) for v in obj]
+    return obj
+
+
+def next_edit_params(params: object) -> tuple[str, int | None, types.Position] | None:
+    """(uri, version, position) of a next-edit request, or None when the params are not that shape."""
+    params = plain(params)
+    doc = params.get("textDocument") if isinstance(params, dict) else None
+    pos = params.get("position") if isinstance(params, dict) else None
+    uri, version = (doc.get("uri"), doc.get("version")) if isinstance(doc, dict) else (None, None)
+    line, character = (pos.get("line"), pos.get("character")) if isinstance(pos, dict) else (None, None)
+    if not isinstance(uri, str) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                           for n in (line, character)):
+        return None
+    if not isinstance(version, int) or isinstance(version, bool):
+        version = None
+    return uri, version, types.Position(line=line, character=character)
+
+
+def lsp_next_edits(text: str, uri: str, version: int | None, found, ids: dict[int, str], encoding: str) -> dict:
+    """``{edits: [...]}`` of next edits (``next_edit.edits.Edit``, offsets in ``text``), each with the
+    command that counts its acceptance."""
+    edits = []
+    for edit in found:
+        start, end = lsp_position(text, edit.start, encoding), lsp_position(text, edit.end, encoding)
+        edits.append({
+            "text": edit.new,
+            "textDocument": {"uri": uri, "version": version},
+            "range": {"start": {"line": start.line, "character": start.character},
+                      "end": {"line": end.line, "character": end.character}},
+            "command": {"title": "Accept next edit", "command": ACCEPT_NEXT_EDIT,
+                        "arguments": [{"id": ids.get(edit.start), "uri": uri}]},
+        })
+    return {"edits": edits}
+
+
+def next_edit_id(item: object) -> object:
+    """The id of a shown (``didShowInlineEdit {item}``) or accepted (the command's argument) next edit."""
+    item = plain(item)
+    if isinstance(item, dict) and "item" in item:
+        item = item["item"]
+    if isinstance(item, dict) and isinstance(item.get("command"), dict):
+        args = item["command"].get("arguments")
+        item = args[0] if isinstance(args, list) and args else None
+    return item.get("id") if isinstance(item, dict) else None

@@ -55,6 +55,8 @@ from tandem_lsp.lsp.documents import TandemWorkspace
 log = logging.getLogger(__name__)
 
 VERSION = "2.0"
+# next edits in the shape of GitHub Copilot's language server (textDocument/copilotInlineEdit)
+EXPERIMENTAL_CAPABILITIES = {"copilotInlineEdit": True, "tandem": {"nextEdit": True}}
 # lsprotocol knows each LSP method's direction and kind: notifications have no result type
 _NOTIFICATION_METHODS = frozenset(m for m, kinds in types.METHOD_TO_TYPES.items() if kinds[1] is None)
 _REQUEST_METHODS = frozenset(m for m, kinds in types.METHOD_TO_TYPES.items() if kinds[1] is not None)
@@ -303,6 +305,8 @@ class TandemProtocol(LanguageServerProtocol):
                 step = steps.send(result)
             except StopIteration as done:
                 self._adopt_workspace()
+                if isinstance(done.value, types.InitializeResult):
+                    done.value.capabilities.experimental = EXPERIMENTAL_CAPABILITIES
                 return done.value
             self._adopt_workspace()  # pygls made its Workspace before yielding to the server's handler
             result = yield step

@@ -24,8 +24,10 @@ from tandem_lsp.commands.runner import Runner
 from tandem_lsp.config import DEFAULTS, ClientSettings, SettingsReporter, parse_settings, says_something
 from tandem_lsp.lsp import commands
 from tandem_lsp.lsp.protocol import TandemProtocol
-from tandem_lsp.lsp.convert import (ACCEPT_COMMAND, lsp_completion_list, lsp_inline_items, lsp_request,
-                                    markdown_documentation)
+from tandem_lsp.lsp.convert import (ACCEPT_COMMAND, ACCEPT_NEXT_EDIT, NEXT_EDIT_METHOD, NEXT_EDIT_SHOWN,
+                                    lsp_completion_list, lsp_inline_items, lsp_next_edits, lsp_offset, lsp_request,
+                                    markdown_documentation, next_edit_id, next_edit_params)
+from tandem_lsp.next_edit.pipeline import NextEditEngine
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class TandemServer(LanguageServer):
         self._configurations = 0  # didChangeConfiguration notifications so far (a newer one wins)
         self.model = LocalModel(DEFAULTS.local, on_status=self.report_model_status)
         self.engine = CompletionEngine(DEFAULTS, self.model, open_documents=self.open_documents)
+        self.next_edits = NextEditEngine(DEFAULTS, self.model, completion_busy=self.engine.busy,
+                                         record=self.record_local_call)
+        self.engine.on_model_call = self.next_edits.yield_to_completion
         self.acceptance = AcceptanceTracker()
         self.diagnostics: dict[str, list[dict]] = {}
         self.command_tasks: dict[object, asyncio.Task] = {}
@@ -58,6 +63,10 @@ class TandemServer(LanguageServer):
             self._runner = Runner(settings=lambda: self.settings, model=self.model, ledger=Ledger(),
                                   workspace_root=lambda: self.workspace.root_path)
         return self._runner
+
+    def record_local_call(self, **call) -> None:
+        """A next-edit call, in the ledger with the other local calls."""
+        self.runner.ledger.record(**call)
 
     def sources(self) -> Sources:
         """What commands read: the open documents as they are now (a snapshot, safe to read from the worker
@@ -82,6 +91,7 @@ class TandemServer(LanguageServer):
             **self.runner.ledger.stats(),
             "cache": {"hits": cache.hits, "misses": cache.misses, "entries": len(cache)},
             "completions": self.engine.stats.as_json(),
+            "nextEdit": self.next_edits.stats.as_json(),
             "localModel": self.model.status.as_json(),
             "privacy": {"redacted": self.runner.redacted, "blockedFiles": self.runner.blocked_files},
         }
@@ -92,6 +102,7 @@ class TandemServer(LanguageServer):
         defaults stand in."""
         self.settings, problems = parse_settings(*self.client_settings.layers)
         self.engine.configure(self.settings)
+        self.next_edits.configure(self.settings)
         for problem in self.reporter.new_problems(problems):
             log.warning("settings: %s", problem)
             self.window_show_message(
@@ -220,6 +231,7 @@ async def did_change_configuration(ls: TandemServer, params: types.DidChangeConf
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TandemServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.engine.document_changed(params.text_document.uri, params.text_document.text)
+    ls.next_edits.document_opened(params.text_document.uri, params.text_document.text)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -230,12 +242,14 @@ def did_change(ls: TandemServer, params: types.DidChangeTextDocumentParams) -> N
     last = params.content_changes[-1] if params.content_changes else None
     line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else None
     ls.engine.document_changed(doc.uri, doc.source, line)
+    ls.next_edits.document_changed(doc.uri, doc.source, line)
     ls.document_edited(doc.uri, doc.source)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: TandemServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.engine.document_closed(params.text_document.uri)
+    ls.next_edits.document_closed(params.text_document.uri)
     ls.acceptance.closed(params.text_document.uri)
 
 
@@ -265,6 +279,29 @@ async def completion(ls: TandemServer, params: types.CompletionParams):
                                markdown=markdown_documentation(ls.client_capabilities))
 
 
+@server.feature(NEXT_EDIT_METHOD)
+@never_raise(default=lambda: {"edits": []})
+async def next_edit(ls: TandemServer, params):
+    parsed = next_edit_params(params)
+    doc = ls.workspace.open_document(parsed[0]) if parsed is not None else None
+    if doc is None or (parsed[1] is not None and parsed[1] != doc.version):  # not open, or a stale version
+        return {"edits": []}
+    uri, version, text, encoding = doc.uri, doc.version, doc.source, ls.position_encoding
+    found, ids = await ls.next_edits.suggest(uri, text, lsp_offset(text, parsed[2], encoding), doc.language_id or "",
+                                             still_current=lambda: doc.version == version and doc.source is text)
+    return lsp_next_edits(text, parsed[0], version, found, ids, encoding)
+
+
+@server.feature(NEXT_EDIT_SHOWN)
+def next_edit_shown(ls: TandemServer, params) -> None:
+    ls.next_edits.shown(next_edit_id(params))
+
+
+@server.command(ACCEPT_NEXT_EDIT)
+def accept_next_edit(ls: TandemServer, *args) -> None:
+    ls.next_edits.accepted(next_edit_id(args[0] if args else None))
+
+
 @server.command(ACCEPT_COMMAND)
 def accept_suggestion(ls: TandemServer, *args) -> None:
     ls.accept_command(args[0] if args else {})
@@ -276,7 +313,7 @@ commands.register(server)
 @server.feature(types.SHUTDOWN)
 async def shutdown(ls: TandemServer, params: None) -> None:
     # side by side, so one that hangs or fails does not keep the other open (the protocol bounds the wait)
-    closing = [ls.engine.aclose()] + ([ls._runner.aclose()] if ls._runner is not None else [])
+    closing = [ls.engine.aclose(), ls.next_edits.aclose()] + ([ls._runner.aclose()] if ls._runner is not None else [])
     for failure in await asyncio.gather(*closing, return_exceptions=True):
         if isinstance(failure, Exception):
             log.warning("shutdown: %s", failure)

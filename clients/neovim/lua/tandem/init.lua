@@ -365,6 +365,7 @@ function M.setup()
   end
   M._did_setup = true
   M.register_client_commands()
+  require('tandem.next_edit').setup()
   vim.lsp.config(M.name, { handlers = { ['tandem/status'] = M.on_status } })
   vim.api.nvim_create_autocmd('LspAttach', {
     group = vim.api.nvim_create_augroup('tandem', { clear = true }),
@@ -372,6 +373,7 @@ function M.setup()
       local client = vim.lsp.get_client_by_id(ev.data.client_id)
       if client and client.name == M.name then
         M.on_attach(client, ev.buf)
+        require('tandem.next_edit').attach(client, ev.buf)
       end
     end,
   })
