@@ -196,10 +196,24 @@ async def test_a_newer_request_supersedes_and_closes_the_stream(nes):
     replace(nes, URI, 0, 9, 14, "w")
     first = asyncio.ensure_future(ask(nes, URI, 0, 10))
     assert await until(lambda: any(is_next_edit(r) for r in nes.fake.generation_requests()))
-    second = asyncio.ensure_future(ask(nes, URI, 2, 4))
+    replace(nes, URI, 8, 0, 0, "# ")  # typed on: the rewrite being written is of no use now
+    second = asyncio.ensure_future(ask(nes, URI, 8, 2))
     assert (await first) == {"edits": []}
     assert await until(lambda: any(r.hung_up for r in nes.fake.generation_requests() if is_next_edit(r)))
     await asyncio.wait_for(second, 10)
+
+
+async def test_the_cursor_landing_in_the_window_waits_for_the_rewrite_being_written(nes):
+    nes.fake.latency_for = lambda rec: 0.8 if is_next_edit(rec) else None
+    nes.open(URI, SOURCE)
+    replace(nes, URI, 0, 9, 14, "w")
+    first = asyncio.ensure_future(ask(nes, URI, 0, 10))
+    assert await until(lambda: any(is_next_edit(r) for r in nes.fake.generation_requests()))
+    landed = await ask(nes, URI, 2, 7)  # the user moved to the next use while the model was writing
+    assert (await first) == {"edits": []}
+    assert landed["edits"] and landed["edits"][0]["range"]["start"]["line"] == 2
+    assert sum(is_next_edit(r) for r in nes.fake.generation_requests()) == 1
+    assert (await stats(nes))["nextEdit"]["joined"] == 1
 
 
 async def test_inline_completion_is_not_delayed_by_a_pending_next_edit(nes):

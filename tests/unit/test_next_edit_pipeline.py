@@ -59,6 +59,15 @@ class Model:
         return self.backend
 
 
+async def started(backend) -> None:
+    """Until the backend was asked (the next-edit call is in flight)."""
+    for _ in range(200):
+        if backend.requests:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the model was never asked")
+
+
 def engine(backend, **next_edit) -> NextEditEngine:
     settings = replace(DEFAULTS, next_edit=NextEditSettings(**{"debounce_ms": 0, **next_edit}))
     e = NextEditEngine(settings, Model(backend))
@@ -132,11 +141,11 @@ def test_a_set_is_dropped_when_the_user_changes_its_region_otherwise():
     sset.edits = window_edits(text, sset.target, 0)
     assert len(sset.rebase("a = w\nb = width\n")) == 1  # one taken
     assert sset.rebase("a = q\nb = width\n") is None  # something else typed there
-    assert sset.rebase("# top\n" + text) is None  # a line added in the region: not the set's
+    assert sset.rebase("a = width\n# mid\nb = width\n") is None  # a line added in the region: not the set's
     inner = SuggestionSet("x\n" + text + "y\n", 2, 2 + len(text), sset.target,
                           window_edits(text, sset.target, 2), {})
-    assert inner.rebase("x\n" + text + "z\n") is None  # the text after it changed: gone
-    assert len(inner.rebase("x\na = w\nb = width\ny\n")) == 1
+    assert len(inner.rebase("x\na = w\nb = width\ny\n")) == 1  # one taken
+    assert len(inner.rebase("x\n" + text + "z\n")) == 2  # a change after the region leaves the set as it was
 
 
 async def test_an_answer_cut_by_the_token_limit_is_not_used():
@@ -150,10 +159,7 @@ async def test_a_completion_closes_the_next_edit_stream():
     b = Backend(delay=5.0)
     e = renamed_engine(b)
     task = asyncio.ensure_future(e.suggest(URI, RENAMED, 10))
-    for _ in range(100):
-        if b.requests:
-            break
-        await asyncio.sleep(0.01)
+    await started(b)
     e.yield_to_completion()
     assert await asyncio.wait_for(task, 2) == ([], {})
     assert b.closed == 1 and e.stats.yielded == 1
@@ -172,19 +178,52 @@ async def test_it_waits_while_a_completion_is_busy():
     assert edits and len(b.requests) == 1
 
 
-async def test_a_newer_request_supersedes_and_cancels():
+async def test_a_newer_request_for_another_text_supersedes_and_cancels():
     b = Backend(delay=5.0)
     e = renamed_engine(b)
     first = asyncio.ensure_future(e.suggest(URI, RENAMED, 10))
-    for _ in range(100):
-        if b.requests:
-            break
-        await asyncio.sleep(0.01)
+    await started(b)
     b.delay = 0.0
-    second = asyncio.ensure_future(e.suggest(URI, RENAMED, 30))
+    again = RENAMED.replace("total = area(2, 3)", "total = area(2, 4)")
+    e.document_changed(URI, again, 6)
+    second = asyncio.ensure_future(e.suggest(URI, again, 30))
     assert await asyncio.wait_for(first, 2) == ([], {})
-    assert b.closed == 1 and e.stats.superseded == 1
-    assert (await asyncio.wait_for(second, 2))[0]
+    assert await asyncio.wait_for(second, 2)
+    assert b.closed == 1 and e.stats.superseded == 1 and e.stats.joined == 0
+
+
+async def test_a_newer_request_in_the_same_window_waits_for_the_rewrite_being_written():
+    """The cursor lands on the next use while the rewrite is written: that request waits for it (one model
+    call) instead of starting another; the older request answers nothing."""
+    b = Backend(delay=0.5)
+    e = renamed_engine(b)
+    first = asyncio.ensure_future(e.suggest(URI, RENAMED, 10))
+    await started(b)
+    at_next_use = RENAMED.index("if width") + 4
+    edits, _ = await asyncio.wait_for(e.suggest(URI, RENAMED, at_next_use), 3)
+    assert await first == ([], {})
+    assert len(b.requests) == 1 and b.closed == 0 and e.stats.joined == 1
+    assert RENAMED[edits[0].start:edits[0].end] == "width" and edits[0].start >= at_next_use - 4
+
+
+async def test_a_cancelled_request_leaves_its_rewrite_to_finish_for_the_next():
+    b = Backend(delay=0.3)
+    e = renamed_engine(b)
+    first = asyncio.ensure_future(e.suggest(URI, RENAMED, 10))
+    await asyncio.sleep(0.1)
+    first.cancel()  # $/cancelRequest: the user moved on
+    await asyncio.sleep(0.5)
+    edits, _ = await e.suggest(URI, RENAMED, 40)
+    assert edits and len(b.requests) == 1 and e.stats.set_answers == 1
+
+
+def test_a_change_outside_the_set_moves_it():
+    text = "a = width\nb = width\n"
+    sset = SuggestionSet("top\n" + text + "end\n", 4, 4 + len(text), "a = w\nb = w\n", [], {})
+    sset.edits = window_edits(text, sset.target, 4)
+    moved = sset.rebase("# new first line\ntop\n" + text + "end\n")
+    assert [(e.start, e.new) for e in moved] == [(17 + 4 + 4, "w"), (17 + 4 + 14, "w")]
+    assert len(sset.rebase("# new first line\ntop\n" + text + "end, changed\n")) == 2  # after it too
 
 
 async def test_the_same_window_and_edits_come_from_the_cache():
@@ -226,3 +265,31 @@ async def test_a_huge_single_line_document_is_not_rewritten():
     e.document_changed(URI, text + "y", 0)
     assert await e.suggest(URI, text + "y", 10) == ([], {})
     assert b.requests == []
+
+
+@pytest.mark.parametrize("n_ctx,cpt", [(4096, 1.1), (4096, 3.5), (2048, 3.5), (32768, 3.5)])
+def test_a_call_fits_in_its_share_of_the_servers_context(n_ctx, cpt):
+    """Prompt and answer within CONTEXT_SHARE of the context: the completions' prompt keeps its place in a
+    KV cache the slots share. A byte-level tokenizer (1 character a token) gets a smaller window."""
+    from tandem_lsp.next_edit.pipeline import ANSWER_GROWTH_CHARS, CONTEXT_SHARE, TOKEN_MARGIN
+
+    b = Backend()
+    b.profile = ServerProfile(n_ctx=n_ctx, chars_per_token=cpt)
+    text = "".join(f"value_{i} = compute(value_{i - 1}, {i})\n" for i in range(200))
+    e = engine(b)
+    e.document_opened(URI, text)
+    edited = text.replace("value_100 = compute", "value_100 = combine")
+    e.document_changed(URI, edited, 100)
+    ctx, _ = e._context(b, URI, edited, edited.index("combine"), "python")
+    used = len(ctx.before) + len(ctx.after) + sum(len(d.diff) for d in ctx.diffs) + 3 * len(ctx.window)
+    assert used + ANSWER_GROWTH_CHARS <= n_ctx * CONTEXT_SHARE * cpt * TOKEN_MARGIN
+    assert "combine" in ctx.window
+
+
+def test_a_context_too_small_for_a_next_edit_gives_none():
+    b = Backend()
+    b.profile = ServerProfile(n_ctx=256, chars_per_token=1.0)
+    e = engine(b)
+    e.document_opened(URI, SOURCE)
+    e.document_changed(URI, RENAMED, 0)
+    assert e._context(b, URI, RENAMED, 10, "python")[0] is None

@@ -43,7 +43,11 @@ TOKENS_PER_LINE = 10  # a line of code, in tokens (for sizing by speed)
 MIN_WINDOW_LINES, MAX_WINDOW_LINES = 6, 20
 MAX_WINDOW_CHARS = 4000  # a window longer than this (minified code, one huge line) is not rewritten
 NES_SLOT = 1  # llama-server: the slot of next-edit calls, so that the completions' slot keeps its cache
-MAX_SUBSET_EDITS = 8  # a set with more edits than this is kept only while the user changes nothing in it
+MAX_SUBSET_EDITS = 8
+CONTEXT_SHARE = 0.4  # of the server's context (per slot) a next-edit call may use, prompt and answer
+TOKEN_MARGIN = 0.85  # characters per token vary along a text: size with a margin
+MIN_SCALE = 0.1  # the text around the window shrinks to this share of its bounds at the least
+ANSWER_GROWTH_CHARS = 400  # room for the answer to grow beyond the window (templates.answer_budget's too)  # a set with more edits than this is kept only while the user changes nothing in it
 
 
 @dataclass
@@ -55,6 +59,7 @@ class NextEditStats:
     cache_answers: int = 0
     set_answers: int = 0  # answered from what was left of a suggestion set (after one was accepted)
     superseded: int = 0
+    joined: int = 0  # requests that waited for a rewrite already being written for their window
     yielded: int = 0  # model calls closed because a completion started
     dropped: int = 0  # rewrites whose edits the filters dropped (undoing the user, breaking the parse)
     failed: int = 0
@@ -90,7 +95,16 @@ class SuggestionSet:
 
     def rebase(self, text: str) -> list[E.Edit] | None:
         """What is left of the set in ``text`` (the document now), or None when the user changed the region in
-        another way than by taking some of the set's edits (or changed the text around it)."""
+        another way than by taking some of the set's edits. A change outside the region moves the set with
+        it (the set is anchored in ``text`` from then on)."""
+        if text != self.text:
+            start, old_end, _ = changed_span(self.text, text)
+            if old_end <= self.lo or start >= self.hi:  # wholly before or after the region
+                shift = len(text) - len(self.text) if old_end <= self.lo else 0
+                if text[self.lo + shift : self.hi + shift] != self.text[self.lo : self.hi]:
+                    return None
+                self.edits = [E.Edit(e.start + shift, e.end + shift, e.new) for e in self.edits]
+                self.text, self.lo, self.hi = text, self.lo + shift, self.hi + shift
         head, tail = self.text[: self.lo], self.text[self.hi :]
         if len(text) < len(head) + len(tail) or not text.startswith(head) or not text.endswith(tail):
             return None
@@ -113,10 +127,23 @@ class SuggestionSet:
 
 
 @dataclass
+class _Job:
+    """A suggestion set being made for ``text`` around ``[lo, hi)``: it outlives the request that started
+    it, so that a newer request for the same text with the cursor in that window waits for it instead of
+    starting again (the cursor landing on the next place while the rewrite is written)."""
+
+    text: str
+    lo: int
+    hi: int
+    task: asyncio.Task
+
+
+@dataclass
 class _Doc:
     active: asyncio.Event | None = None  # set when the request holding it is superseded
     set: SuggestionSet | None = None
     call: asyncio.Task | None = None  # the model call in flight
+    job: _Job | None = None
 
 
 class NextEditEngine:
@@ -152,6 +179,8 @@ class NextEditEngine:
         doc = self._docs.pop(uri, None)
         if doc is not None:
             self._close_call(doc)
+            if doc.job is not None:
+                doc.job.task.cancel()
             if doc.active is not None:
                 doc.active.set()
 
@@ -213,7 +242,13 @@ class NextEditEngine:
         left = doc.set.rebase(text) if doc.set is not None else None
         if left:
             self.stats.set_answers += 1
-            return self._answer(doc.set, left, text, offset)
+            return self._answer(left, offset)
+        job = doc.job
+        if job is not None and not job.task.done():
+            if job.text == text and job.lo <= offset <= job.hi:
+                self.stats.joined += 1
+                return await self._answer_from(job, offset)
+            job.task.cancel()  # another text or another place: that rewrite is of no use now
         last = self.history.last_edit(uri)
         if last is None:
             return None  # nothing edited here yet: nothing to follow
@@ -221,19 +256,32 @@ class NextEditEngine:
             return None
         delay = (self.settings.next_edit.debounce_ms if self.settings.next_edit.debounce_ms is not None
                  else DEBOUNCE_MS) / 1000.0
-        while (wait := last + delay - time.monotonic()) > 0:
+        if (wait := last + delay - time.monotonic()) > 0:
             await asyncio.sleep(wait)
-            last = self.history.last_edit(uri) or last
+            if self.history.last_edit(uri) != last:
+                return None  # typed on: this text is stale (the client asks again after the pause)
         backend = await self.model.ensure()
         if backend is None or not self.enabled(backend):
             return None
         deadline = time.monotonic() + COMPLETION_WAIT_S
         while self.completion_busy() and time.monotonic() < deadline:
             await asyncio.sleep(0.03)
-        template = self.template(backend)
         ctx, win = self._context(backend, uri, text, offset, language_id)
         if ctx is None:
             return None
+        task = asyncio.ensure_future(self._make_set(backend, ctx, win, text, language_id, uri, doc))
+        doc.job = _Job(text, win.start, win.end, task)
+        return await self._answer_from(doc.job, offset)
+
+    async def _answer_from(self, job: _Job, offset: int):
+        """Wait for ``job`` (a request superseded or cancelled meanwhile leaves it running) and answer its set."""
+        sset = await asyncio.shield(job.task)
+        return self._answer(sset.rebase(job.text) or [], offset) if sset is not None else None
+
+    async def _make_set(self, backend: LocalBackend, ctx, win, text: str, language_id: str, uri: str,
+                        doc: _Doc) -> SuggestionSet | None:
+        """The suggestion set of one rewrite of the window (cached by window and recent edits), filtered."""
+        template = self.template(backend)
         key = (template.name, self.model_name(backend), ctx.path, ctx.window, ctx.original,
                tuple(d.diff for d in ctx.diffs))
         if key in self.cache:
@@ -254,9 +302,9 @@ class NextEditEngine:
             return None
         target = E.apply_all(ctx.window, [E.Edit(e.start - win.start, e.end - win.start, e.new) for e in kept])
         doc.set = SuggestionSet(text, win.start, win.end, target, kept, {})
-        return self._answer(doc.set, kept, text, offset)
+        return doc.set
 
-    def _answer(self, sset: SuggestionSet, found: list[E.Edit], text: str, offset: int):
+    def _answer(self, found: list[E.Edit], offset: int):
         ids = {e.start: f"ne{next(self._ids)}" for e in found}
         return E.ordered(found, offset), ids
 
@@ -278,20 +326,36 @@ class NextEditEngine:
         return start, base[start:old_end], text[start:new_end]
 
     def _context(self, backend: LocalBackend, uri: str, text: str, offset: int, language_id: str):
-        """The context sized to the server's measured speed: the window to what it writes in ~WRITE_S, the
-        text around it to what it reads in ~READ_S."""
+        """The context sized to the server: the window to what it writes in ~WRITE_S, the text around it to
+        what it reads in ~READ_S, and the whole call (prompt and answer) to CONTEXT_SHARE of its context, so
+        that the completions' prompt keeps its place in the server's cache (llama-server's slots share
+        one KV cache: a prompt that does not fit beside it pushes it out)."""
         profile = getattr(backend, "profile", None)
         lines = MAX_WINDOW_LINES
         before_chars, after_chars, diff_chars = 1500, 800, 2400
+        cpt = (getattr(profile, "chars_per_token", None) or 3.5) * TOKEN_MARGIN
         if profile is not None and profile.write_tps:
             lines = int(max(MIN_WINDOW_LINES, min(MAX_WINDOW_LINES, profile.write_tps * WRITE_S / TOKENS_PER_LINE)))
+        scale = 1.0
         if profile is not None and profile.effective_read_tps:
-            cpt = profile.chars_per_token or 3.5
             room = profile.effective_read_tps * READ_S * cpt - 2 * lines * TOKENS_PER_LINE * cpt
-            scale = max(0.25, min(1.0, room / (before_chars + after_chars + diff_chars)))
-            before_chars, after_chars, diff_chars = int(before_chars * scale), int(after_chars * scale), int(diff_chars * scale)
-        ctx, win = build_context(self.history, uri, text, offset, language_id, window_lines=lines,
-                                 before_chars=before_chars, after_chars=after_chars, diff_chars=diff_chars)
+            scale = room / (before_chars + after_chars + diff_chars)
+        room_chars = profile.n_ctx * CONTEXT_SHARE * cpt if profile is not None and profile.n_ctx else None
+        for _ in range(8):
+            s = max(MIN_SCALE, min(1.0, scale))
+            ctx, win = build_context(self.history, uri, text, offset, language_id, window_lines=lines,
+                                     before_chars=int(before_chars * s), after_chars=int(after_chars * s),
+                                     diff_chars=int(diff_chars * s))
+            # the window is in the prompt twice (Sweep: original and current) and once more in the answer
+            used = len(ctx.before) + len(ctx.after) + sum(len(d.diff) for d in ctx.diffs) + 3 * len(ctx.window)
+            if room_chars is None or used + ANSWER_GROWTH_CHARS <= room_chars or lines <= MIN_WINDOW_LINES // 2:
+                break
+            over = 1.1 * (used + ANSWER_GROWTH_CHARS) / room_chars
+            scale, lines = min(scale, 1.0) / over, max(MIN_WINDOW_LINES // 2, int(lines / over))
+        else:
+            return None, win
+        if room_chars is not None and used > room_chars:
+            return None, win  # a context too small for a next edit beside the completions
         if len(ctx.window) > MAX_WINDOW_CHARS or not ctx.window.strip():
             return None, win
         return ctx, win

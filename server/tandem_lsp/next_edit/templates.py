@@ -188,7 +188,7 @@ def _sweep(ctx: NextEditContext) -> str:
     for d in ctx.diffs:
         old, new = _sides(d)
         if old or new:
-            parts += [f"{FILE_SEP}{d.path}.diff", "original:", old, "updated:", new]
+            parts += [f"{FILE_SEP}{d.path}.diff", "original:", _joined(old), "updated:", _joined(new)]
     parts += [
         f"{FILE_SEP}original/{ctx.path}", _joined(ctx.original),
         f"{FILE_SEP}current/{ctx.path}", _joined(ctx.window),

@@ -315,13 +315,23 @@ local function run_command(client, bufnr, command)
   end
 end
 
---- Apply the shown edit, run its command, and ask for the next one.
-function M.accept(bufnr)
+--- The buffer (0 or nil: the current one), its shown edit, its state and its client; the edit is nil
+--- when none is shown or the client is gone.
+local function shown_edit(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
-  local edit = M.current(bufnr)
-  local state = M.state[bufnr]
+  local edit, state = M.current(bufnr), M.state[bufnr]
   local client = client_of(state)
   if not (edit and client) then
+    return bufnr, nil, state, client
+  end
+  return bufnr, edit, state, client
+end
+
+--- Apply the shown edit, run its command, and ask for the next one.
+function M.accept(bufnr)
+  local edit, state, client
+  bufnr, edit, state, client = shown_edit(bufnr)
+  if not edit then
     return false
   end
   local encoding = client.offset_encoding or 'utf-16'
@@ -362,11 +372,9 @@ end
 --- The first press moves the cursor to the edit's start; the next applies it. Returns false when no
 --- edit is shown (then nothing happens).
 function M.jump_or_accept(bufnr)
-  bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
-  local edit = M.current(bufnr)
-  local state = M.state[bufnr]
-  local client = client_of(state)
-  if not (edit and client) then
+  local edit, state, client
+  bufnr, edit, state, client = shown_edit(bufnr)
+  if not edit then
     return false
   end
   if at_edit(bufnr, edit, client) then
