@@ -22,7 +22,7 @@ import { mockHooks } from './vscode-mock';
 
 // --- fakes: a document, an editor, a clock, and the host (the language client's side) --------------
 
-const URI = 'file:///work/area.py';
+const URI = 'file:///project/area.py';
 const SOURCE = [
   'def area(size, height):',
   '    """The area of a rectangle."""',
