@@ -33,9 +33,9 @@ _WORD = re.compile(r"\w+")
 
 
 def _common_suffix_len(a: str, b: str, limit: int) -> int:
-    """The length of the longest common suffix of ``a`` and ``b``, at most ``limit``."""
-    n = common_prefix_len(a[::-1][:limit], b[::-1][:limit]) if limit > 0 else 0
-    return n
+    """The length of the longest common suffix of ``a`` and ``b``, at most ``limit`` (only the last
+    ``limit`` characters of each are reversed, not the whole text)."""
+    return common_prefix_len(a[len(a) - limit :][::-1], b[len(b) - limit :][::-1]) if limit > 0 else 0
 
 
 def changed_span(old: str, new: str) -> tuple[int, int, int]:

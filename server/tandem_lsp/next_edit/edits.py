@@ -15,7 +15,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from tandem_lsp.backends.types import common_prefix_len
+from tandem_lsp.next_edit.context import changed_span
 
 _WORD_CHAR = re.compile(r"\w")
 PARSE_MAX_CHARS = 400_000  # a longer document is not parsed again (the check would cost more than it saves)
@@ -35,10 +35,7 @@ class Edit:
 
 def _narrow(old: str, new: str) -> tuple[int, int, int]:
     """(start, old end, new end) of what differs between ``old`` and ``new``, widened to whole words."""
-    start = common_prefix_len(old, new)
-    limit = min(len(old), len(new)) - start
-    tail = common_prefix_len(old[::-1][:limit], new[::-1][:limit]) if limit > 0 else 0
-    old_end, new_end = len(old) - tail, len(new) - tail
+    start, old_end, new_end = changed_span(old, new)
     while start > 0 and _WORD_CHAR.match(old[start - 1]) and (
             (start < old_end and _WORD_CHAR.match(old[start])) or (start < new_end and _WORD_CHAR.match(new[start]))):
         start -= 1
